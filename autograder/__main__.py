@@ -1,0 +1,57 @@
+"""Command line of the autograder: release, check, grade."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("release", help="regenerate book/, the buildgpt exports and the self-check's tests from solutions/")
+    p.add_argument("chapters", nargs="*", help="chapters to release, e.g. 00-pytorch or 00 (default: all)")
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 and name every stale generated file")
+    p.add_argument("--force", action="store_true", help="execute the solutions again even if they did not change")
+
+    p = commands.add_parser("check", help="self-check a notebook: run it with the hidden tests and print a score per exercise")
+    p.add_argument("notebook", type=Path)
+    p.add_argument("--chapter", help="the chapter, when the file name and metadata do not say it (e.g. 00-pytorch)")
+    p.add_argument("--timeout", type=int, default=600, help="seconds a cell may run (default 600)")
+
+    p = commands.add_parser("grade", help="grade a folder of submissions (one sub-folder per student) with nbgrader")
+    p.add_argument("submissions", type=Path)
+    p.add_argument("--out", type=Path, default=Path("grading"), help="where grades.csv, feedback/ and the nbgrader course go (default ./grading)")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "release":
+            from .chapters import find_root
+            from .release import release
+
+            return release(find_root(), args.chapters, check=args.check, force=args.force)
+        if args.command == "check":
+            from .selfcheck import check_notebook
+
+            report = check_notebook(args.notebook, args.chapter, timeout=args.timeout)
+            print(report.table())
+            return 0 if report.total == report.max_total else 1
+        if args.command == "grade":
+            from .grade import grade
+
+            return grade(args.submissions, args.out)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; nothing already written was lost.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""An nbgrader feedback preprocessor that keeps hidden tests hidden.
+
+nbgrader's own feedback shows the graded notebook as it ran: test cells with their hidden
+asserts, and tracebacks that quote the failing line. This preprocessor (configured in
+nbgrader_config.py) removes the hidden region from every test cell and reduces an error in a
+test cell to its one-line message, which the course's asserts write for students.
+"""
+
+from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool
+
+from .chapters import HIDDEN_MARKERS, nbgrader_meta, remove_region
+
+HIDDEN_NOTE = "# (hidden tests ran here; a failure shows its message below)"
+
+
+def hide_hidden_tests(cell) -> None:
+    """Remove the hidden region of one test cell and shorten its error output, in place."""
+    if HIDDEN_MARKERS[0] in cell.source:
+        cell.source = remove_region(cell.source, HIDDEN_MARKERS, replacement=HIDDEN_NOTE)
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
+
+
+class HideHiddenTests(Preprocessor):
+    enabled = Bool(True)  # nbconvert preprocessors are off unless enabled
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and nbgrader_meta(cell).get("grade"):
+            hide_hidden_tests(cell)
+        return cell, resources

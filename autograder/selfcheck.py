@@ -1,0 +1,224 @@
+"""The self-check: a chapter's tests, hidden ones included, run against a student's work.
+
+Two ways in, one scoring rule (the rule nbgrader's autograde uses: a test cell earns its points
+when it runs without an error, and nothing otherwise):
+- `check_notebook(path)`: puts the hidden tests back into a copy of the notebook, runs it top to
+  bottom in a fresh kernel, and scores each test cell (`python -m autograder check`);
+- `self_check(chapter, globals())`: runs the tests against the live namespace of a running
+  notebook (Colab keeps no notebook file on disk), from the chapter's last cell.
+Both report a failing test by its message only, never by the test's code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from .chapters import nbgrader_meta
+from .errors import UserError
+
+TESTS_BUNDLE = Path(__file__).with_name("chapter_tests.json")
+GRADING_ENV = "NBGRADER_EXECUTION"  # set by nbgrader while it grades; the self-check cell then stays quiet
+
+
+@dataclass
+class TestResult:
+    exercise: str
+    test_id: str
+    points: float
+    max_points: float
+    message: str = ""  # why it failed; empty when it passed
+
+    @property
+    def passed(self) -> bool:
+        return self.points == self.max_points
+
+
+@dataclass
+class Report:
+    chapter: str
+    results: list[TestResult]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> float:
+        return sum(r.points for r in self.results)
+
+    @property
+    def max_total(self) -> float:
+        return sum(r.max_points for r in self.results)
+
+    def by_exercise(self) -> dict[str, float]:
+        return {r.exercise: r.points for r in self.results}
+
+    def table(self) -> str:
+        width = max([len(r.exercise) for r in self.results] + [len("exercise")])
+        lines = [f"Self-check of {self.chapter} (hidden tests included)", ""]
+        score = lambda got, of: f"{got:g} / {of:g}"
+        lines.append(f"{'exercise':<{width}}  {'points':>8}  result")
+        for r in self.results:
+            result = "pass" if r.passed else f"FAIL  {r.message}"
+            lines.append(f"{r.exercise:<{width}}  {score(r.points, r.max_points):>8}  {result}")
+        lines.append(f"{'total':<{width}}  {score(self.total, self.max_total):>8}")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+@lru_cache(maxsize=None)
+def chapter_tests(chapter: str) -> dict:
+    bundle = json.loads(TESTS_BUNDLE.read_text(encoding="utf-8"))
+    if chapter not in bundle:
+        known = ", ".join(sorted(bundle))
+        raise UserError(f"Unknown chapter {chapter!r}; the chapters are {known}.")
+    return bundle[chapter]
+
+
+def _tests(chapter: str) -> dict:
+    return {k: v for k, v in chapter_tests(chapter).items() if not k.startswith("__")}
+
+
+def failure_message(ename: str, evalue: str) -> str:
+    """One line a student can act on, from an exception's name and value."""
+    if ename == "NotImplementedError" and not evalue:
+        return "not done yet: the stub still raises NotImplementedError"
+    if ename == "NameError":
+        return f"{ename}: {evalue} (run all the cells above, and keep the names the exercise asks for)"
+    text = f"{ename}: {evalue}" if evalue else f"{ename} (no message)"
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+# ----------------------------------------------------------------------------------------
+# In a running notebook
+
+
+def run_self_check(chapter: str, namespace: dict) -> Report:
+    results = []
+    for test_id, test in _tests(chapter).items():
+        scope = dict(namespace)  # the tests may define names; the student's namespace stays as it was
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                exec(compile(test["source"], f"<tests {test_id}>", "exec"), scope)
+        except BaseException as exc:  # noqa: BLE001 - a test may fail in any way, SystemExit included
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            results.append(TestResult(test["exercise"], test_id, 0, test["points"],
+                                      failure_message(type(exc).__name__, str(exc))))
+        else:
+            results.append(TestResult(test["exercise"], test_id, test["points"], test["points"]))
+    return Report(chapter, results)
+
+
+def self_check(chapter: str, namespace: dict) -> None:
+    """Print the score of every exercise of `chapter`, testing the names in `namespace`."""
+    if os.environ.get(GRADING_ENV):
+        print("Self-check skipped: this notebook is being graded.")
+        return
+    try:
+        print(run_self_check(chapter, namespace).table())
+    except UserError as exc:
+        print(exc)
+
+
+# ----------------------------------------------------------------------------------------
+# On a notebook file
+
+
+def read_notebook(path: Path):
+    import nbformat
+
+    if not path.is_file():
+        raise UserError(f"{path} does not exist; give the path of a chapter notebook (.ipynb).")
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception:  # nbformat raises several kinds for broken files
+        raise UserError(f"{path} is not a notebook (it is not valid notebook JSON); "
+                        "download it again from Jupyter or Colab with File > Download .ipynb.")
+
+
+def chapter_of(nb, path: Path) -> str:
+    """The chapter a notebook belongs to: from its metadata, else from its file name."""
+    slug = nb.metadata.get("buildgpt", {}).get("chapter")
+    if slug:
+        return slug
+    bundle = json.loads(TESTS_BUNDLE.read_text(encoding="utf-8"))
+    for known in bundle:
+        if path.stem == known:
+            return known
+    raise UserError(f"Cannot tell which chapter {path.name} is; name it like one of "
+                    f"{', '.join(k + '.ipynb' for k in sorted(bundle))}, or pass --chapter.")
+
+
+def restore_tests(nb, chapter: str) -> list[str]:
+    """Put every test cell back in full (hidden tests included); return the ids not found."""
+    tests = _tests(chapter)
+    by_id = {nbgrader_meta(c).get("grade_id"): c for c in nb.cells if c.cell_type == "code"}
+    missing = []
+    for test_id, test in tests.items():
+        cell = by_id.get(test_id)
+        if cell is None:  # metadata lost (some editors drop it): a locked cell keeps its source
+            cell = next((c for c in nb.cells if c.cell_type == "code"
+                         and c.source.strip() == test["released_source"].strip()), None)
+        if cell is None:
+            missing.append(test_id)
+            continue
+        cell.source = test["source"]
+        cell.metadata["nbgrader"] = {"grade": True, "grade_id": test_id, "locked": True,
+                                     "points": test["points"], "schema_version": 3,
+                                     "solution": False, "task": False}
+    return missing
+
+
+def check_notebook(path: Path, chapter: str | None = None, timeout: int = 600) -> Report:
+    """Run a student's notebook with its hidden tests put back and score it."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import DeadKernelError
+
+    nb = read_notebook(path)
+    chapter = chapter or chapter_of(nb, path)
+    tests = _tests(chapter)
+    missing = restore_tests(nb, chapter)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+
+    notes = []
+    workdir = Path(tempfile.mkdtemp(prefix="buildgpt-check-"))  # student code runs in a throwaway folder
+    previous = os.environ.get(GRADING_ENV)
+    os.environ[GRADING_ENV] = "autograde"
+    try:
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                                interrupt_on_timeout=True, resources={"metadata": {"path": str(workdir)}})
+        client.execute()
+    except DeadKernelError:
+        notes.append("the kernel died while running the notebook; tests after that point count as failed")
+    finally:
+        if previous is None:
+            os.environ.pop(GRADING_ENV, None)
+        else:
+            os.environ[GRADING_ENV] = previous
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    by_id = {nbgrader_meta(c).get("grade_id"): c for c in nb.cells if c.cell_type == "code"}
+    results = []
+    for test_id, test in tests.items():
+        if test_id in missing:
+            results.append(TestResult(test["exercise"], test_id, 0, test["points"],
+                                      "its test cell is missing from the notebook"))
+            continue
+        cell = by_id[test_id]
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        ran = cell.get("execution_count") is not None or cell.get("outputs")
+        if errors:
+            results.append(TestResult(test["exercise"], test_id, 0, test["points"],
+                                      failure_message(errors[0].get("ename", ""), errors[0].get("evalue", ""))))
+        elif not ran:
+            results.append(TestResult(test["exercise"], test_id, 0, test["points"], "the test cell never ran"))
+        else:
+            results.append(TestResult(test["exercise"], test_id, test["points"], test["points"]))
+    return Report(chapter, results, notes)

@@ -1,0 +1,88 @@
+"""Helpers for the tests: the repository, its chapters, and running (parts of) chapter notebooks."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from autograder.chapters import (STUB, SOLUTION_MARKERS, Chapter, answer_cells, course_config,
+                                 list_chapters, nbgrader_meta, remove_region, source_notebook)
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = list_chapters(ROOT)
+
+
+def solution_notebook(chapter: Chapter):
+    """The chapter as nbgrader's source: solutions and hidden tests in place."""
+    return source_notebook(chapter, course_config(ROOT))
+
+
+def execute(nb, cwd: Path, allow_errors: bool = False, timeout: int = 900):
+    from nbclient import NotebookClient
+
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
+                   resources={"metadata": {"path": str(cwd)}}).execute()
+    return nb
+
+
+def errors_of(cell) -> list[str]:
+    return [f"{o.get('ename')}: {o.get('evalue')}" for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+
+
+def run_exercise_variant(chapter: Chapter, exercise_id: str, answer_source: str, cwd: Path) -> list[str]:
+    """Run the chapter up to the exercise's test cell with `answer_source` in its answer cell
+    (every other answer keeps its solution); return the errors the test cell raised."""
+    nb = solution_notebook(chapter)
+    test_id = "test-" + exercise_id[len("ex-"):]
+    stop = next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade_id") == test_id)
+    nb.cells = [c for c in nb.cells[: stop + 1] if c.metadata.get("buildgpt", {}).get("generated") != "setup"]
+    for cell in nb.cells:
+        if nbgrader_meta(cell).get("grade_id") == exercise_id:
+            cell.source = answer_source
+    execute(nb, cwd, allow_errors=True)
+    return errors_of(nb.cells[-1])
+
+
+def stub_of(source: str) -> str:
+    """What nbgrader's ClearSolutions leaves of an answer cell."""
+    return remove_region(source, SOLUTION_MARKERS, replacement=STUB)
+
+
+def load_mutants(chapter: Chapter) -> dict[str, dict[str, str]]:
+    path = ROOT / "tests" / "mutants" / f"{chapter.slug}.py"
+    if not path.exists():
+        return {}
+    spec = importlib.util.spec_from_file_location(f"mutants_{chapter.number}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.MUTANTS
+
+
+def exercises(chapter: Chapter) -> list[tuple[str, str]]:
+    """(grade id, answer cell source) of every exercise of the chapter."""
+    return [(nbgrader_meta(c)["grade_id"], c.source) for c in answer_cells(solution_notebook(chapter))]
+
+
+def hidden_lines(source: str) -> list[str]:
+    """The lines of a test cell between its hidden-test markers, long enough to be telling."""
+    from autograder.chapters import HIDDEN_MARKERS
+
+    lines, inside = [], False
+    for line in source.split("\n"):
+        if line.strip() in HIDDEN_MARKERS:
+            inside = line.strip() == HIDDEN_MARKERS[0]
+        elif inside and len(line.strip()) > 20:
+            lines.append(line.strip())
+    return lines
+
+
+def solution_lines(source: str) -> list[str]:
+    """The lines of an answer cell between its solution markers, long enough to be telling."""
+    lines, inside = [], False
+    for line in source.split("\n"):
+        if line.strip() in SOLUTION_MARKERS:
+            inside = line.strip() == SOLUTION_MARKERS[0]
+        elif inside and len(line.strip()) > 20:
+            lines.append(line.strip())
+    return lines
