@@ -1,0 +1,59 @@
+"""The website: `jupyter-book build . -W` succeeds, every page is there, chapter pages launch
+Colab, and no solution or hidden test appears anywhere in the built site."""
+
+from __future__ import annotations
+
+import html
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from notebooks import CHAPTERS, ROOT, hidden_lines, solution_lines, solution_notebook
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("site")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    start = time.perf_counter()
+    result = subprocess.run([str(jb), "build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"],
+                            capture_output=True, text=True)
+    print(f"jupyter-book build took {time.perf_counter() - start:.0f} s")
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return out / "_build" / "html"
+
+
+def page_text(path: Path) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", path.read_text(encoding="utf-8")))
+
+
+def test_every_page_is_built(site):
+    for page in ["book/intro", "book/student-guide", "book/instructor-guide", *[f"book/{c.slug}" for c in CHAPTERS]]:
+        assert (site / f"{page}.html").is_file(), page
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.slug)
+def test_chapter_page_launches_colab_and_shows_outputs(site, chapter):
+    page = (site / "book" / f"{chapter.slug}.html").read_text(encoding="utf-8")
+    assert f"colab.research.google.com/github/" in page and f"book/{chapter.slug}.ipynb" in page
+    assert "cell_output" in page, "the chapter page shows the outputs of the executed solution"
+    assert "<img" in page, "the chapter's figures are on the page"
+
+
+def test_site_shows_no_solution_and_no_hidden_test(site):
+    secret = [line for c in CHAPTERS for cell in solution_notebook(c).cells
+              for line in solution_lines(cell.source) + hidden_lines(cell.source)]
+    assert secret
+    for page in site.rglob("*.html"):
+        text = page_text(page)
+        leaked = [line for line in secret if line in text]
+        assert not leaked, f"{page.relative_to(site)} shows {leaked[:2]}"
+    sources = [p for p in site.rglob("*") if p.suffix in {".md", ".ipynb", ".txt"}]
+    for path in sources:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        leaked = [line for line in secret if line in text]
+        assert not leaked, f"{path.relative_to(site)} shows {leaked[:2]}"
