@@ -115,7 +115,9 @@ def setup_cell(config: dict):
         "if \"google.colab\" in sys.modules:\n"
         f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"buildgpt @ git+{config['url']}@{config['branch']}\"], check=True)"
     )
-    return _generated(nbformat.v4.new_code_cell(source), "setup")
+    cell = _generated(nbformat.v4.new_code_cell(source), "setup")
+    cell.metadata["tags"] = ["remove-cell"]  # the website does not show it; Colab runs it
+    return cell
 
 
 def self_check_cells(chapter: Chapter):
