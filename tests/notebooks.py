@@ -64,25 +64,22 @@ def exercises(chapter: Chapter) -> list[tuple[str, str]]:
     return [(nbgrader_meta(c)["grade_id"], c.source) for c in answer_cells(solution_notebook(chapter))]
 
 
-def hidden_lines(source: str) -> list[str]:
-    """The lines of a test cell between its hidden-test markers, long enough to be telling."""
-    from autograder.chapters import HIDDEN_MARKERS
-
+def marked_lines(source: str, markers: tuple[str, str]) -> list[str]:
+    """The lines of a cell between two markers, long enough to be telling if they leaked."""
     lines, inside = [], False
     for line in source.split("\n"):
-        if line.strip() in HIDDEN_MARKERS:
-            inside = line.strip() == HIDDEN_MARKERS[0]
+        if line.strip() in markers:
+            inside = line.strip() == markers[0]
         elif inside and len(line.strip()) > 20:
             lines.append(line.strip())
     return lines
+
+
+def hidden_lines(source: str) -> list[str]:
+    from autograder.chapters import HIDDEN_MARKERS
+
+    return marked_lines(source, HIDDEN_MARKERS)
 
 
 def solution_lines(source: str) -> list[str]:
-    """The lines of an answer cell between its solution markers, long enough to be telling."""
-    lines, inside = [], False
-    for line in source.split("\n"):
-        if line.strip() in SOLUTION_MARKERS:
-            inside = line.strip() == SOLUTION_MARKERS[0]
-        elif inside and len(line.strip()) > 20:
-            lines.append(line.strip())
-    return lines
+    return marked_lines(source, SOLUTION_MARKERS)
