@@ -3,13 +3,14 @@
 nbgrader's own feedback shows the graded notebook as it ran: test cells with their hidden
 asserts, and tracebacks that quote the failing line. This preprocessor (configured in
 nbgrader_config.py) removes the hidden region from every test cell and reduces an error in a
-test cell to its one-line message, which the course's asserts write for students.
+test cell to the one-line message the self-check prints (the course's asserts write it for students).
 """
 
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool
 
 from .chapters import HIDDEN_MARKERS, nbgrader_meta, remove_region
+from .selfcheck import failure_message
 
 HIDDEN_NOTE = "# (hidden tests ran here; a failure shows its message below)"
 
@@ -20,7 +21,7 @@ def hide_hidden_tests(cell) -> None:
         cell.source = remove_region(cell.source, HIDDEN_MARKERS, replacement=HIDDEN_NOTE)
     for output in cell.get("outputs", []):
         if output.get("output_type") == "error":
-            output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
+            output["traceback"] = [failure_message(output.get("ename", "Error"), output.get("evalue", ""))]
 
 
 class HideHiddenTests(Preprocessor):

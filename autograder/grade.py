@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .chapters import Chapter, exercise_of, find_root, list_chapters
+from .chapters import Chapter, answer_cells, exercise_of, find_root, list_chapters, nbgrader_meta
 from .course import build_course, generate_assignment, nbgrader
 from .errors import UserError
 from .selfcheck import read_notebook
@@ -80,7 +80,8 @@ def grade(submissions: Path, out: Path, log=print) -> int:
         raise UserError(f"{submissions} holds no student folders with notebooks in them.")
 
     course = out / "course"
-    build_course(course, chapters)
+    sources = build_course(course, chapters)
+    order = [nbgrader_meta(cell)["grade_id"] for ch in chapters for cell in answer_cells(sources[ch.slug])]
     for slug in sorted({s.chapter for s in found}):
         generate_assignment(course, slug)
 
@@ -108,7 +109,7 @@ def grade(submissions: Path, out: Path, log=print) -> int:
 
     names = {s.student_id: s.student for s in found}
     rows = gradebook_rows(course, chapters, names)
-    write_grades(out / "grades.csv", rows, problems)
+    write_grades(out / "grades.csv", rows, problems, order)
     write_report(out / "report.txt", problems)
     if found:
         log(f"graded {len(found)} notebook(s) in {graded_time:.1f} s "
@@ -139,11 +140,12 @@ def gradebook_rows(course: Path, chapters: list[Chapter], names: dict[str, str])
     return rows
 
 
-def write_grades(path: Path, rows: list[dict], problems: list[Problem]) -> None:
+def write_grades(path: Path, rows: list[dict], problems: list[Problem], order: list[str]) -> None:
     """grades.csv, written to a temporary file first so a crash never leaves half a file."""
     rows = rows + [{"student": p.student, "chapter": p.chapter, "status": f"not graded: {p.reason}"}
                    for p in problems if p.student]
-    exercises = sorted({k for r in rows for k in r if k.startswith("ex-")})
+    present = {k for r in rows for k in r if k.startswith("ex-")}
+    exercises = [e for e in order if e in present] + sorted(present - set(order))  # in book order
     fields = ["student", "chapter", "status", *exercises, "total", "max"]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".csv.tmp")
