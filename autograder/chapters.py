@@ -100,12 +100,14 @@ def _generated(cell, role: str):
 
 
 def badge_cell(config: dict, chapter: Chapter):
-    return _generated(
+    cell = _generated(
         nbformat.v4.new_markdown_cell(
             f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(config, chapter)})"
         ),
         "colab-badge",
     )
+    cell.metadata["tags"] = ["remove-cell"]  # the website has its own launch button, and works offline
+    return cell
 
 
 def setup_cell(config: dict):

@@ -5,26 +5,11 @@ from __future__ import annotations
 
 import html
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from notebooks import CHAPTERS, ROOT, hidden_lines, solution_lines, solution_notebook
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("site")
-    jb = Path(sys.executable).with_name("jupyter-book")
-    start = time.perf_counter()
-    result = subprocess.run([str(jb), "build", str(ROOT), "--path-output", str(out), "-W", "-n", "--keep-going"],
-                            capture_output=True, text=True)
-    print(f"jupyter-book build took {time.perf_counter() - start:.0f} s")
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    return out / "_build" / "html"
 
 
 def page_text(path: Path) -> str:
