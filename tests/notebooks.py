@@ -30,18 +30,43 @@ def errors_of(cell) -> list[str]:
     return [f"{o.get('ename')}: {o.get('evalue')}" for o in cell.get("outputs", []) if o.get("output_type") == "error"]
 
 
-def run_exercise_variant(chapter: Chapter, exercise_id: str, answer_source: str, cwd: Path) -> list[str]:
-    """Run the chapter up to the exercise's test cell with `answer_source` in its answer cell
-    (every other answer keeps its solution); return the errors the test cell raised."""
+def run_exercise_variants(chapter: Chapter, exercise_id: str, variants: dict[str, str], cwd: Path) -> dict[str, list[str]]:
+    """Run the chapter up to the exercise once, then, for each variant of its answer cell, the
+    answer and everything up to its test cell in the same kernel; return each variant's test errors.
+
+    Every other answer keeps its solution. Before each variant the names the solution defines are
+    deleted, so a variant that fails to define them cannot borrow an earlier definition.
+    """
+    import ast
+
+    import nbformat
+    from nbclient import NotebookClient
+
     nb = solution_notebook(chapter)
     test_id = "test-" + exercise_id[len("ex-"):]
-    stop = next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade_id") == test_id)
-    nb.cells = [c for c in nb.cells[: stop + 1] if c.metadata.get("buildgpt", {}).get("generated") != "setup"]
-    for cell in nb.cells:
-        if nbgrader_meta(cell).get("grade_id") == exercise_id:
-            cell.source = answer_source
-    execute(nb, cwd, allow_errors=True)
-    return errors_of(nb.cells[-1])
+    cells = [c for c in nb.cells if c.metadata.get("buildgpt", {}).get("generated") != "setup"]
+    answer = next(i for i, c in enumerate(cells) if nbgrader_meta(c).get("grade_id") == exercise_id)
+    test = next(i for i, c in enumerate(cells) if nbgrader_meta(c).get("grade_id") == test_id)
+    tree = ast.parse(remove_region(cells[answer].source, SOLUTION_MARKERS, replacement="pass"))
+    defined = sorted({t.id for node in tree.body for t in ast.walk(node) if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store)}
+                     | {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))})
+
+    nb.cells = cells[:answer]
+    client = NotebookClient(nb, timeout=900, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(cwd)}})
+    results = {}
+    with client.setup_kernel():
+        for index, cell in enumerate(list(nb.cells)):
+            client.execute_cell(cell, index)
+        for name, source in variants.items():
+            run = [nbformat.v4.new_code_cell(f"for _name in {defined!r}:\n    globals().pop(_name, None)"),
+                   nbformat.v4.new_code_cell(source),
+                   *[nbformat.v4.new_code_cell(c.source) for c in cells[answer + 1: test + 1] if c.cell_type == "code"]]
+            for cell in run:
+                nb.cells.append(cell)
+                client.execute_cell(cell, len(nb.cells) - 1)
+            results[name] = errors_of(run[-1])
+    return results
 
 
 def stub_of(source: str) -> str:

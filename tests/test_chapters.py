@@ -8,12 +8,10 @@ import time
 import pytest
 
 from autograder.chapters import nbgrader_meta
-from notebooks import (CHAPTERS, errors_of, execute, exercises, load_mutants, run_exercise_variant,
+from notebooks import (CHAPTERS, errors_of, execute, exercises, load_mutants, run_exercise_variants,
                        solution_notebook, stub_of)
 
 EXERCISES = [pytest.param(c, ex_id, src, id=ex_id) for c in CHAPTERS for ex_id, src in exercises(c)]
-MUTANTS = [pytest.param(c, ex_id, name, src, id=f"{ex_id}: {name}") for c in CHAPTERS
-           for ex_id, cases in load_mutants(c).items() for name, src in cases.items()]
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.slug)
@@ -34,15 +32,12 @@ def test_solution_runs_and_passes_every_test(chapter, tmp_path):
 
 
 @pytest.mark.parametrize("chapter,exercise,source", EXERCISES)
-def test_stub_fails_its_tests(chapter, exercise, source, tmp_path):
-    errors = run_exercise_variant(chapter, exercise, stub_of(source), tmp_path)
-    assert errors, f"{exercise}: its test cell passed on the stub"
-
-
-@pytest.mark.parametrize("chapter,exercise,name,source", MUTANTS)
-def test_mutant_is_rejected(chapter, exercise, name, source, tmp_path):
-    errors = run_exercise_variant(chapter, exercise, source, tmp_path)
-    assert errors, f"{exercise}: the mutant '{name}' passed its tests"
+def test_tests_reject_the_stub_and_every_mutant(chapter, exercise, source, tmp_path):
+    variants = {"the solution": source, "the stub": stub_of(source), **load_mutants(chapter).get(exercise, {})}
+    errors = run_exercise_variants(chapter, exercise, variants, tmp_path)
+    assert not errors["the solution"], f"{exercise}: the solution fails its tests here: {errors['the solution']}"
+    survivors = [name for name, errs in errors.items() if name != "the solution" and not errs]
+    assert not survivors, f"{exercise}: its test cell passed on: {survivors}"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.slug)
