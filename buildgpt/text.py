@@ -14,12 +14,13 @@ def clean_text(text: str) -> str:
        into a newline; remove every other tag. A tag is "<" or "</", then an ASCII letter, then
        anything up to the next ">". So "a < b" and "<|endoftext|>" are not tags, and they stay.
     2. Decode HTML entities with html.unescape ("&amp;" -> "&", "&nbsp;" -> no-break space U+00A0).
-    3. Normalize Unicode to NFC (not NFKC).
-    4. Line breaks: "\\r\\n" and then any remaining "\\r" become "\\n".
-    5. Every other whitespace character (ch.isspace() and ch != "\\n": tab, no-break space, ...)
+    3. Line breaks: "\\r\\n" and then any remaining "\\r" become "\\n".
+    4. Every other whitespace character (ch.isspace() and ch != "\\n": tab, no-break space, ...)
        becomes a space " ".
-    6. Remove control characters (unicodedata.category(ch) == "Cc", except "\\n") and the invisible
+    5. Remove control characters (unicodedata.category(ch) == "Cc", except "\\n") and the invisible
        U+200B (zero-width space) and U+FEFF (byte order mark). Keep everything else.
+    6. Normalize Unicode to NFC (not NFKC). After step 5, so that a letter and an accent that were
+       kept apart by an invisible character are composed too.
     7. Collapse runs of spaces into one space, and remove spaces at the start and end of every line.
     8. Keep at most one blank line: three or more "\\n" in a row become "\\n\\n".
     9. Strip whitespace from both ends of the result.
@@ -31,12 +32,12 @@ def clean_text(text: str) -> str:
     text = re.sub(r"<br\b[^>]*>|</p\s*>", "\n", text, flags=re.IGNORECASE)
     text = re.sub(r"</?[A-Za-z][^>]*>", "", text)
     text = html.unescape(text)
-    text = unicodedata.normalize("NFC", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = "".join(" " if ch.isspace() and ch != "\n" else ch for ch in text)
     invisible = {"\u200b", "\ufeff"}
     text = "".join(ch for ch in text
                    if ch == "\n" or (unicodedata.category(ch) != "Cc" and ch not in invisible))
+    text = unicodedata.normalize("NFC", text)
     text = re.sub(r" +", " ", text)
     text = re.sub(r" ?\n ?", "\n", text)
     text = re.sub(r"\n{3,}", "\n\n", text)

@@ -261,6 +261,7 @@ class BPETokenizer:
         self.vocab = {token_id: bytes([b]) for b, token_id in enumerate(self.byte_ids)}
         for (a, b), new_id in sorted(self.merges.items(), key=lambda item: item[1]):
             self.vocab[new_id] = self.vocab[a] + self.vocab[b]
+        self._whole = {data: token_id for token_id, data in self.vocab.items()}  # bytes -> id, special tokens excluded
         for text, token_id in self.special_tokens.items():
             self.vocab[token_id] = text.encode("utf-8")
         self._split = regex.compile(pattern).findall
@@ -329,7 +330,9 @@ class BPETokenizer:
         for chunk in self._split(text):
             chunk_ids = cache.get(chunk)
             if chunk_ids is None:
-                chunk_ids = apply_merges([byte_ids[b] for b in _utf8(chunk)], merges)
+                data = _utf8(chunk)
+                whole = self._whole.get(data)  # a chunk that is one token needs no merging (tiktoken does this too)
+                chunk_ids = [whole] if whole is not None else apply_merges([byte_ids[b] for b in data], merges)
                 if len(cache) < self.CACHE_SIZE:
                     cache[chunk] = chunk_ids
             ids.extend(chunk_ids)

@@ -36,10 +36,10 @@ def clean_text(text):
     text = re.sub(r"<br\\b[^>]*>|</p\\s*>", "\\n", text, flags=re.IGNORECASE)
     text = re.sub(r"</?[A-Za-z][^>]*>", "", text)
     text = html.unescape(text)
-    text = unicodedata.normalize("NFKC", text)
     text = text.replace("\\r\\n", "\\n").replace("\\r", "\\n")
     text = "".join(" " if ch.isspace() and ch != "\\n" else ch for ch in text)
     text = "".join(ch for ch in text if ch == "\\n" or (unicodedata.category(ch) != "Cc" and ch not in "\\u200b\\ufeff"))
+    text = unicodedata.normalize("NFKC", text)
     text = re.sub(r" +", " ", text)
     text = re.sub(r" ?\\n ?", "\\n", text)
     text = re.sub(r"\\n{3,}", "\\n\\n", text)
@@ -131,6 +131,26 @@ def clean_text(text):
     text = text.replace("\\r\\n", "\\n").replace("\\r", "\\n")
     text = "".join(" " if ch.isspace() and ch != "\\n" else ch for ch in text)
     text = "".join(ch for ch in text if ch == "\\n" or unicodedata.category(ch) != "Cc")
+    text = re.sub(r" +", " ", text)
+    text = re.sub(r" ?\\n ?", "\\n", text)
+    text = re.sub(r"\\n{3,}", "\\n\\n", text)
+    return text.strip()
+''',
+        "normalizes before removing invisible characters, so a separated accent stays uncomposed": '''
+import html
+import re
+import unicodedata
+
+
+def clean_text(text):
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.DOTALL)
+    text = re.sub(r"<br\\b[^>]*>|</p\\s*>", "\\n", text, flags=re.IGNORECASE)
+    text = re.sub(r"</?[A-Za-z][^>]*>", "", text)
+    text = html.unescape(text)
+    text = unicodedata.normalize("NFC", text)
+    text = text.replace("\\r\\n", "\\n").replace("\\r", "\\n")
+    text = "".join(" " if ch.isspace() and ch != "\\n" else ch for ch in text)
+    text = "".join(ch for ch in text if ch == "\\n" or (unicodedata.category(ch) != "Cc" and ch not in "\\u200b\\ufeff"))
     text = re.sub(r" +", " ", text)
     text = re.sub(r" ?\\n ?", "\\n", text)
     text = re.sub(r"\\n{3,}", "\\n\\n", text)
