@@ -18,7 +18,7 @@ def dataset_path(name: str) -> Path:
     """
     path = Path(str(importlib.resources.files("buildgpt.datasets").joinpath(name)))
     if not path.is_file():
-        shipped = sorted(p.name for p in path.parent.iterdir() if p.is_file() and p.suffix in {".txt", ".json"})
+        shipped = sorted(p.name for p in path.parent.iterdir() if p.is_file() and p.suffix in {".txt", ".json", ".pt"})
         raise FileNotFoundError(
             f"The course ships no data file named {name!r}; the shipped ones are {', '.join(shipped)}."
         )

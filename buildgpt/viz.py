@@ -172,3 +172,358 @@ def _live_html(tokenizers, text: str, size_index: int, sizes: list) -> str:
             name, tok = (f"{name} (vocabulary {size:,})" if isinstance(size, int) else f"{name} ({size})"), tok[size]
         parts.append(_view(name, tok, text))
     return "".join(parts)
+
+
+# ----------------------------------------------------------------------------------------
+# Chapter 2: one training batch
+
+_BATCH_STYLE = (
+    "<style>"
+    ".bgt-batch{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px}"
+    ".bgt-batch .bgt-head{font-family:system-ui,sans-serif;font-size:13px;margin:6px 0 3px}"
+    ".bgt-batch .bgt-text{border:1px solid #e5e7eb;border-radius:4px;padding:4px;margin-bottom:4px;"
+    "white-space:pre-wrap;max-height:90px;overflow:auto}"
+    ".bgt-batch .bgt-text b{background:#fde68a}"
+    ".bgt-batch .bgt-scroll{overflow-x:auto}"
+    ".bgt-batch table{border-collapse:separate;border-spacing:2px 1px}"
+    ".bgt-batch th{font-family:system-ui,sans-serif;font-weight:normal;color:#555;text-align:right;"
+    "white-space:nowrap;padding-right:4px}"
+    ".bgt-batch td{text-align:center;white-space:pre;border-radius:3px;padding:0 3px;min-width:16px;color:#111}"
+    ".bgt-batch td.i{font-size:10px;color:#374151}"
+    ".bgt-batch tr.t td{font-size:10px;color:#9ca3af}"
+    "</style>"
+)
+
+
+def batch_row_html(x_row, y_row, decode, title: str = "") -> str:
+    """The HTML of one row of a batch: its text, then a column per position t with the input token
+    (text, id) over its target (id, text). Cells are colored by their place in the text, so the target
+    at t has the color of the input at t + 1: the diagonal shows the shift by one."""
+    xs, ys = [int(i) for i in x_row], [int(i) for i in y_row]
+    color = lambda k: TOKEN_COLORS[k % len(TOKEN_COLORS)]
+    piece = lambda token_id: _show(decode([token_id]))
+
+    def row(label: str, values: list[str], shift: int, cls: str = "") -> str:
+        cells = "".join(f'<td{cls} style="background:{color(t + shift)}">{v}</td>' for t, v in enumerate(values))
+        return f"<tr><th>{label}</th>{cells}</tr>"
+
+    positions = "".join(f"<td>{t}</td>" for t in range(len(xs)))
+    table = ('<div class="bgt-scroll"><table>'
+             f'<tr class="t"><th>position t</th>{positions}</tr>'
+             + row("input text", [piece(i) for i in xs], 0)
+             + row("input id x[t]", [str(i) for i in xs], 0, ' class="i"')
+             + row("target id y[t]", [str(i) for i in ys], 1, ' class="i"')
+             + row("target text", [piece(i) for i in ys], 1)
+             + "</table></div>")
+    text = f'<div class="bgt-text">{html.escape(decode(xs))}<b>{html.escape(decode(ys[-1:]))}</b></div>'
+    head = (f'<div class="bgt-head"><b>{html.escape(title)}</b> <span>&middot; {len(xs)} positions; '
+            "the highlighted token at the end is the last target</span></div>")
+    return '<div class="bgt-batch">' + head + text + table + "</div>"
+
+
+def batch_viewer(x, y, decode, max_rows: int = 8, title: str = "row") -> widgets.Widget:
+    """One training batch, a row at a time: the text of the row, its input ids x, and its targets y
+    lined up under them (y[b, t] is the token that follows x[b, t]).
+
+    x, y: (B, T) integer tensors or arrays of token ids. decode: a list of ids -> its text
+    (e.g. tokenizer.decode). Only the first max_rows rows are shown. Every row is rendered now,
+    and the selector switches between them in the browser, so it also works on the website.
+    """
+    x_rows, y_rows = [[int(i) for i in r] for r in x], [[int(i) for i in r] for r in y]
+    shapes = (len(x_rows), len(x_rows[0]) if x_rows else 0), (len(y_rows), len(y_rows[0]) if y_rows else 0)
+    if shapes[0] != shapes[1] or not x_rows or any(len(r) != shapes[0][1] for r in x_rows + y_rows):
+        raise ValueError(f"x and y should be (B, T) batches of the same shape; got {shapes[0]} and {shapes[1]}")
+    rows = min(len(x_rows), max_rows)
+    pages = [_BATCH_STYLE + batch_row_html(x_rows[b], y_rows[b], decode, f"{title} {b} of {len(x_rows)}")
+             for b in range(rows)]
+    selector = widgets.ToggleButtons(options=[f"{title} {b}" for b in range(rows)], description="batch row",
+                                     style={"description_width": "initial", "button_width": "auto"})
+    stack = widgets.Stack([widgets.HTML(page) for page in pages], selected_index=0)
+    widgets.jslink((selector, "index"), (stack, "selected_index"))
+    viewer = _Explorer([selector, stack])
+    viewer.fallback_html = pages[0]
+    return viewer
+
+
+# ----------------------------------------------------------------------------------------
+# Chapter 3: the attention explorer, and the small trained model it shows
+#
+# The model lives here, beside the widget, rather than in the library: it exists only to give
+# the explorer meaningful weights until chapter 5's GPT replaces it, and keeping it out of
+# buildgpt.attention leaves that module to the pieces chapter 4 builds on.
+# scripts/train_explorer_model.py imports ExplorerGPT from here, so it is defined once.
+
+import base64  # noqa: E402 (this section's imports stay with it)
+import struct  # noqa: E402
+import zlib  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+from buildgpt.attention import MultiHeadAttention, causal_mask  # noqa: E402
+
+EXPLORER_MODEL = "explorer-model.pt"
+
+
+class ExplorerBlock(nn.Module):
+    """One pre-LayerNorm transformer block: x + attn(ln1(x)), then x + mlp(ln2(x))."""
+
+    def __init__(self, d_model: int, n_heads: int):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(d_model)
+        self.attn = MultiHeadAttention(d_model, n_heads)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), mask=mask)
+        return x + self.mlp(self.ln2(x))
+
+
+class ExplorerGPT(nn.Module):
+    """The small character-level GPT whose attention the explorer shows.
+
+    Token and position embeddings, n_layers pre-LayerNorm blocks built on
+    buildgpt.attention.MultiHeadAttention with a causal mask, a final LayerNorm and a linear layer to
+    the vocabulary. ids (B, T) int64 with T <= context -> logits (B, T, vocab_size).
+    Trained by scripts/train_explorer_model.py; chapter 5's GPT will take its place.
+    """
+
+    def __init__(self, vocab_size: int, context: int, d_model: int, n_layers: int, n_heads: int):
+        super().__init__()
+        self.context = context
+        self.tok = nn.Embedding(vocab_size, d_model)
+        self.pos = nn.Embedding(context, d_model)
+        self.blocks = nn.ModuleList(ExplorerBlock(d_model, n_heads) for _ in range(n_layers))
+        self.ln = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, vocab_size, bias=False)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        T = ids.shape[1]
+        if T > self.context:
+            raise ValueError(f"the model reads at most {self.context} tokens at a time; got {T}")
+        x = self.tok(ids) + self.pos(torch.arange(T, device=ids.device))
+        mask = causal_mask(T, device=ids.device)
+        for block in self.blocks:
+            x = block(x, mask)
+        return self.head(self.ln(x))
+
+
+def load_explorer_model(path: str | Path | None = None
+                        ) -> tuple[ExplorerGPT, Callable[[str], list[int]], Callable[[Sequence[int]], str]]:
+    """The course's trained explorer model: (model in eval mode, encode, decode).
+
+    path: a checkpoint written by scripts/train_explorer_model.py; by default the shipped
+    datasets/explorer-model.pt. encode(text) -> list of ids (a character the model never saw raises
+    ValueError); decode(ids) -> text. model.meta holds the config, vocabulary, losses and how it was made.
+    """
+    from buildgpt.resources import dataset_path
+
+    path = dataset_path(EXPLORER_MODEL) if path is None else path
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    config = checkpoint["config"]
+    model = ExplorerGPT(**config)
+    model.load_state_dict({name: t.float() for name, t in checkpoint["state_dict"].items()})
+    model.eval()
+    model.meta = dict(checkpoint["meta"], config=config, vocab=checkpoint["vocab"])
+    vocab = checkpoint["vocab"]
+    stoi = {c: i for i, c in enumerate(vocab)}
+
+    def encode(text: str) -> list[int]:
+        unknown = sorted({c for c in text if c not in stoi})
+        if unknown:
+            raise ValueError(f"the model has never seen the character(s) {''.join(unknown)!r}; "
+                             f"it knows only these {len(vocab)}: {vocab!r}")
+        return [stoi[c] for c in text]
+
+    def decode(ids: Sequence[int]) -> str:
+        return "".join(vocab[int(i)] for i in ids)
+
+    return model, encode, decode
+
+
+@torch.no_grad()
+def attention_maps(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """The attention weights of every layer and head of model on one sequence of token ids.
+
+    model: any model whose attention layers are buildgpt.attention.MultiHeadAttention; it is run once,
+    in its current mode, with each of them asked for its weights (return_weights=True, which takes the
+    manual path), in the order they run. ids: (T,) int64.
+    Returns a (n_layers, n_heads, T, T) float tensor on the CPU; row i of a head's map is how query i
+    shares its attention among the keys, so it sums to 1.
+    """
+    layers = [m for m in model.modules() if isinstance(m, MultiHeadAttention)]
+    if not layers:
+        raise ValueError("the model has no buildgpt.attention.MultiHeadAttention layer to read weights from")
+    maps: list[torch.Tensor] = []
+
+    def ask_for_weights(module, args, kwargs):
+        return args, {**kwargs, "return_weights": True}
+
+    def keep_weights(module, args, kwargs, output):
+        out, weights = output
+        maps.append(weights[0].float().cpu())
+        return out
+
+    handles = []
+    for layer in layers:
+        handles.append(layer.register_forward_pre_hook(ask_for_weights, with_kwargs=True))
+        handles.append(layer.register_forward_hook(keep_weights, with_kwargs=True))
+    try:
+        device = next(model.parameters()).device
+        model(ids.reshape(1, -1).to(device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return torch.stack(maps)
+
+
+_ATT_CELL = 14  # pixels per heatmap cell
+_ATT_STYLE = (
+    "<style>"
+    ".bgt-att-view{font-family:system-ui,sans-serif;font-size:13px;margin:4px 0}"
+    ".bgt-att-view .bgt-head span{color:#555}"
+    ".bgt-att{position:relative;display:grid;margin:6px 0;"
+    f"grid-auto-rows:{_ATT_CELL}px;font:11px/{_ATT_CELL}px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}}"
+    ".bgt-att img{position:absolute;image-rendering:pixelated;z-index:0;pointer-events:none;"
+    "outline:1px solid #d1d5db}"
+    ".bgt-att i{font-style:normal;text-align:center;color:#374151;white-space:pre}"
+    ".bgt-att p{grid-column:1/-1;margin:0;padding:0;position:relative;z-index:1;cursor:pointer;"
+    "color:#374151;text-align:center;white-space:pre;outline:none}"
+    f".bgt-att p>b{{display:block;width:{_ATT_CELL}px;font-weight:normal}}"
+    ".bgt-att p:hover,.bgt-att p:focus{background:rgba(245,158,11,.18);box-shadow:inset 0 0 0 2px #f59e0b}"
+    ".bgt-att p:hover>b,.bgt-att p:focus>b{background:#f59e0b;color:#fff}"
+    ".bgt-att-note{color:#555;font-size:12px}"
+    "</style>"
+)
+
+
+def _png(pixels: list[bytes], palette: bytes) -> bytes:
+    """A palette PNG image from rows of 1-byte palette indices (PNG needs only zlib and crc32)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    height, width = len(pixels), len(pixels[0])
+    raw = b"".join(b"\x00" + row for row in pixels)  # filter type 0 (none) before every row
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 3, 0, 0, 0))
+            + chunk(b"PLTE", palette) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b""))
+
+
+# Palette: entries 0..62 shade from white to dark blue with the weight; 63 is the masked future.
+# (63 shades are plenty for the eye, and a short palette keeps every saved view small.)
+_ATT_LEVELS = 62
+_ATT_PALETTE = b"".join(bytes(round(255 + (end - 255) * k / _ATT_LEVELS) for end in (30, 64, 175))
+                        for k in range(_ATT_LEVELS + 1)) + bytes((229, 231, 235))
+
+
+def _char_label(c: str) -> str:
+    return {" ": "\u2423", "\n": "\u21b5", "\t": "\u2192"}.get(c, c)
+
+
+def attention_heatmap_html(weights: torch.Tensor, tokens: list[str], title: str) -> str:
+    """One head's (T, T) weights as an HTML heatmap: a pixel image with the tokens along both axes.
+
+    Rows are queries and columns keys; the future (above the diagonal) is gray. Each row is a
+    focusable element whose tooltip lists the keys it attends to most; hovering or clicking it
+    highlights it with CSS alone, so it works in saved widget state with no script.
+    """
+    T = len(tokens)
+    w = weights.float().clamp(0, 1)
+    rows = [bytes(_ATT_LEVELS + 1 if j > i else round(_ATT_LEVELS * w[i, j].item()) for j in range(T))
+            for i in range(T)]
+    image = base64.b64encode(_png(rows, _ATT_PALETTE)).decode("ascii")
+    labels = [html.escape(_char_label(t)) for t in tokens]
+    side = T * _ATT_CELL
+    parts = [f'<div class="bgt-att" style="grid-template-columns:repeat({T + 1},{_ATT_CELL}px)">',
+             f'<img alt="attention weights" src="data:image/png;base64,{image}" '
+             f'style="left:{_ATT_CELL}px;top:{_ATT_CELL}px;width:{side}px;height:{side}px">',
+             "<i></i>" + "".join(f"<i>{label}</i>" for label in labels)]
+    for i in range(T):
+        top = sorted(range(i + 1), key=lambda j: -w[i, j].item())[:3]
+        tip = f"{_char_label(tokens[i])} ({i}) attends to " + ", ".join(
+            f"{_char_label(tokens[j])} ({j}) {w[i, j].item():.2f}" for j in top)
+        parts.append(f'<p tabindex="0" title="{html.escape(tip)}"><b>{labels[i]}</b></p>')
+    parts.append("</div>")
+    head = f'<div class="bgt-head"><b>{html.escape(title)}</b></div>'
+    return '<div class="bgt-att-view">' + head + "".join(parts) + "</div>"
+
+
+def _attention_views(model: nn.Module, encode, decode, text: str) -> list[list[str]]:
+    """The heatmap HTML of every (layer, head) of model on text, as views[layer][head]."""
+    ids = encode(text)
+    maps = attention_maps(model, torch.tensor(ids, dtype=torch.long))
+    tokens = [decode([i]) for i in ids]
+    return [[attention_heatmap_html(maps[layer, head], tokens, f"layer {layer}, head {head}")
+             for head in range(maps.shape[1])] for layer in range(maps.shape[0])]
+
+
+def attention_explorer(model: nn.Module, encode, decode, sentences: list[str], live: bool = True,
+                       live_text: str = "Type here, and watch the heads.") -> widgets.Widget:
+    """Attention heatmaps of every layer and head of model, for a few sentences, switchable in the browser.
+
+    model: built on buildgpt.attention.MultiHeadAttention (see attention_maps), e.g. the one
+        load_explorer_model() returns; encode(text) -> ids and decode(ids) -> text are its tokenizer.
+    sentences: texts of at most the model's context, each rendered now for every layer and head, so
+        the sentence, layer and head selectors work on the website with no kernel.
+    live: add a "your text" choice whose text box recomputes the maps as you type (needs a kernel).
+    Keep the sentences short (about 40 tokens): every view is saved in the notebook.
+    """
+    if not sentences:
+        raise ValueError("give at least one sentence to show")
+    layer_count = head_count = 0
+
+    def page_for(views: list[list[str]]):
+        nonlocal layer_count, head_count
+        layer_count, head_count = len(views), len(views[0])
+        heads = [widgets.Stack([widgets.HTML(v) for v in layer_views], selected_index=0) for layer_views in views]
+        layers = widgets.Stack(heads, selected_index=0)
+        return layers, heads
+
+    built = [page_for(_attention_views(model, encode, decode, text)) for text in sentences]
+    if live:
+        box = widgets.Text(value=live_text, placeholder="Type any text", layout=widgets.Layout(width="100%"))
+        note = widgets.HTML('<div class="bgt-att-note">Recomputed as you type when this notebook runs '
+                            "(Jupyter or Colab); on the website it shows the text in the box.</div>")
+        live_layers, live_heads = page_for(_attention_views(model, encode, decode, live_text))
+
+        def update(_change=None):
+            text = box.value[-getattr(model, "context", len(box.value)):] or " "
+            try:
+                views = _attention_views(model, encode, decode, text)
+            except ValueError as error:
+                note.value = f'<div class="bgt-att-note">{html.escape(str(error))}</div>'
+                return
+            note.value = '<div class="bgt-att-note">The maps below are for the text in the box.</div>'
+            for layer, head_stack in enumerate(live_heads):
+                for head, view in enumerate(head_stack.children):
+                    view.value = views[layer][head]
+
+        box.observe(update, names="value")
+    # Labels are HTML widgets beside the controls, not their `description`: the website's widget manager
+    # typesets descriptions with MathJax 2's API, which the book's MathJax 3 lacks (an error per label).
+    layer_selector = widgets.ToggleButtons(options=[str(i) for i in range(layer_count)],
+                                           style={"button_width": "auto"})
+    head_selector = widgets.ToggleButtons(options=[str(i) for i in range(head_count)],
+                                          style={"button_width": "auto"})
+    for layers, heads in built + ([(live_layers, live_heads)] if live else []):
+        widgets.jslink((layer_selector, "index"), (layers, "selected_index"))
+        for head_stack in heads:
+            widgets.jslink((head_selector, "index"), (head_stack, "selected_index"))
+    pages = [layers for layers, _ in built] + ([widgets.VBox([note, box, live_layers])] if live else [])
+    names = [repr(text)[1:-1] for text in sentences] + (["your text"] if live else [])
+    sentence_selector = widgets.Dropdown(options=[(name, i) for i, name in enumerate(names)], value=0,
+                                         layout=widgets.Layout(width="auto"))
+    sentence_stack = widgets.Stack(pages, selected_index=0)
+    widgets.jslink((sentence_selector, "index"), (sentence_stack, "selected_index"))
+    legend = widgets.HTML('<div class="bgt-att-note">Rows: each character (the query). Columns: the characters '
+                          "it may look at (the keys). Darker: more attention. Gray: the future, masked. "
+                          "Hover over a row, or click it, to highlight it and see where it looks most.</div>")
+    def labeled(label: str, control: widgets.Widget) -> widgets.HBox:
+        return widgets.HBox([widgets.HTML(f"<b>{label}</b>", layout=widgets.Layout(width="70px")), control])
+
+    controls = [labeled("sentence", sentence_selector), labeled("layer", layer_selector), labeled("head", head_selector)]
+    explorer = _Explorer([widgets.HTML(_ATT_STYLE), *controls, legend, sentence_stack])
+    explorer.fallback_html = _ATT_STYLE + built[0][1][0].children[0].value
+    return explorer
