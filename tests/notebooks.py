@@ -108,3 +108,18 @@ def hidden_lines(source: str) -> list[str]:
 
 def solution_lines(source: str) -> list[str]:
     return marked_lines(source, SOLUTION_MARKERS)
+
+
+def secret_lines(chapter: Chapter) -> list[str]:
+    """Solution and hidden-test lines of a chapter that must never reach students or the website.
+
+    Lines any chapter also writes outside those regions (boilerplate such as
+    `raise AssertionError(` in a visible test or a demo) are public by the author's choice and
+    are left out."""
+    from autograder.chapters import HIDDEN_MARKERS
+
+    visible = {line.strip() for ch in CHAPTERS for c in solution_notebook(ch).cells
+               for line in remove_region(remove_region(c.source, HIDDEN_MARKERS), SOLUTION_MARKERS).split("\n")}
+    cells = solution_notebook(chapter).cells
+    public = "\n".join(visible)  # a secret line that is part of a public one is boilerplate, not a leak
+    return [line for c in cells for line in solution_lines(c.source) + hidden_lines(c.source) if line not in public]
