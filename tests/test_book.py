@@ -41,3 +41,17 @@ def test_site_shows_no_solution_and_no_hidden_test(site):
         text = path.read_text(encoding="utf-8", errors="replace")
         leaked = [line for line in secret if line in text]
         assert not leaked, f"{path.relative_to(site)} shows {leaked[:2]}"
+
+
+def test_internal_links_resolve(site):
+    """Every relative link and resource of every page points at a file the site has."""
+    missing = []
+    for page in site.rglob("*.html"):
+        if "_static" in page.parts:
+            continue  # theme templates, not pages
+        for target in re.findall(r'(?:href|src)="([^"#?]+)', page.read_text(encoding="utf-8")):
+            if re.match(r"^[a-z]+:", target) or target.startswith("//"):
+                continue  # external: Colab, the repository, mailto
+            if not (page.parent / target).resolve().exists():
+                missing.append(f"{page.relative_to(site)} -> {target}")
+    assert not missing, f"broken internal links: {missing[:10]}"
