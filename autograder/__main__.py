@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        print(f"error: this Python lacks the course's packages ({exc.name} is missing); run `make setup`, "
+              "then use .venv/bin/python (or `. .venv/bin/activate` first).", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; nothing already written was lost.", file=sys.stderr)
         return 130
