@@ -22,7 +22,6 @@ from .errors import UserError
 CHAPTER_NAME = re.compile(r"^(\d\d)-[a-z0-9-]+$")
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN_MARKERS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
-COURSE_KEYS = ("exercise", "tests", "points", "export")
 
 
 def find_root() -> Path:
@@ -166,8 +165,13 @@ def _nbgrader_metadata(cell, chapter: Chapter) -> None:
         points = meta.get("points")
         if not isinstance(points, (int, float)) or points <= 0:
             raise UserError(f"{where}: test cell {grade_id} needs ':points: N' with N > 0.")
-        meta["nbgrader"] = {"grade": True, "grade_id": grade_id, "locked": True, "points": points,
-                            "schema_version": 3, "solution": False, "task": False}
+        meta["nbgrader"] = test_metadata(grade_id, points)
+
+
+def test_metadata(grade_id: str, points: float) -> dict:
+    """nbgrader's metadata of a locked, pointed test cell."""
+    return {"grade": True, "grade_id": grade_id, "locked": True, "points": points,
+            "schema_version": 3, "solution": False, "task": False}
 
 
 def source_notebook(chapter: Chapter, config: dict):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from .chapters import nbgrader_meta
+from .chapters import nbgrader_meta, test_metadata
 from .errors import UserError
 
 TESTS_BUNDLE = Path(__file__).with_name("chapter_tests.json")
@@ -72,8 +72,12 @@ class Report:
 
 
 @lru_cache(maxsize=None)
+def _bundle() -> dict:
+    return json.loads(TESTS_BUNDLE.read_text(encoding="utf-8"))
+
+
 def chapter_tests(chapter: str) -> dict:
-    bundle = json.loads(TESTS_BUNDLE.read_text(encoding="utf-8"))
+    bundle = _bundle()
     if chapter not in bundle:
         known = ", ".join(sorted(bundle))
         raise UserError(f"Unknown chapter {chapter!r}; the chapters are {known}.")
@@ -148,12 +152,10 @@ def chapter_of(nb, path: Path) -> str:
     slug = nb.metadata.get("buildgpt", {}).get("chapter")
     if slug:
         return slug
-    bundle = json.loads(TESTS_BUNDLE.read_text(encoding="utf-8"))
-    for known in bundle:
-        if path.stem == known:
-            return known
+    if path.stem in _bundle():
+        return path.stem
     raise UserError(f"Cannot tell which chapter {path.name} is; name it like one of "
-                    f"{', '.join(k + '.ipynb' for k in sorted(bundle))}, or pass --chapter.")
+                    f"{', '.join(k + '.ipynb' for k in sorted(_bundle()))}, or pass --chapter.")
 
 
 def restore_tests(nb, chapter: str) -> list[str]:
@@ -170,9 +172,7 @@ def restore_tests(nb, chapter: str) -> list[str]:
             missing.append(test_id)
             continue
         cell.source = test["source"]
-        cell.metadata["nbgrader"] = {"grade": True, "grade_id": test_id, "locked": True,
-                                     "points": test["points"], "schema_version": 3,
-                                     "solution": False, "task": False}
+        cell.metadata["nbgrader"] = test_metadata(test_id, test["points"])
     return missing
 
 

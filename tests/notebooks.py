@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 from autograder.chapters import (STUB, SOLUTION_MARKERS, Chapter, answer_cells, course_config,

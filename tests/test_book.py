@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from notebooks import CHAPTERS, ROOT, secret_lines
+from notebooks import CHAPTERS, secret_lines
 
 
 def page_text(path: Path) -> str:
@@ -24,7 +24,7 @@ def test_every_page_is_built(site):
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.slug)
 def test_chapter_page_launches_colab_and_shows_outputs(site, chapter):
     page = (site / "book" / f"{chapter.slug}.html").read_text(encoding="utf-8")
-    assert f"colab.research.google.com/github/" in page and f"book/{chapter.slug}.ipynb" in page
+    assert "colab.research.google.com/github/" in page and f"book/{chapter.slug}.ipynb" in page
     assert "cell_output" in page, "the chapter page shows the outputs of the executed solution"
     assert "<img" in page, "the chapter's figures are on the page"
 
