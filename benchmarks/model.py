@@ -1,7 +1,7 @@
 """The numbers of chapter 4, measured: parameters, memory and FLOPs of the GPT-2 sizes, agreement with
 transformers' GPT-2, training speed of the small presets, and the time to execute the chapter.
 
-    python benchmarks/model.py [--threads N] [--device cpu|cuda] [--steps 10] [--chapter]
+    python benchmarks/model.py [--threads N] [--device cpu|cuda] [--steps 5] [--big] [--chapter]
 
 - sizes: parameters of every preset counted on the meta device (no memory) and by
   count_gpt_parameters; weights in float32 and bfloat16; training memory with AdamW in float32
@@ -9,8 +9,9 @@ transformers' GPT-2, training speed of the small presets, and the time to execut
 - gpt2 equivalence (when transformers is installed): random GPT2LMHeadModels of a few shapes, their
   weights copied into buildgpt's GPT, the largest |logits difference| and whether the greedy
   continuations are identical;
-- speed: median time of one training step (forward, backward, AdamW) of char-tiny, char-small and a
-  12-layer d_model 768 model with a 65-token vocabulary, at batch 8 and the preset's context (or 256);
+- speed: median time of one training step (forward, backward, AdamW) of char-tiny and char-small (and,
+  with --big, a 12-layer d_model 768 model with a 65-token vocabulary at T = 256), at batch 8 and the
+  preset's context;
 - --chapter: executes solutions/04-gpt.md top to bottom (hidden tests included) in a fresh kernel and
   prints the wall time, with the load average, since the machine may be shared.
 """
@@ -90,12 +91,14 @@ def equivalence() -> None:
               f"max |logits diff| = {gap:.2e}, same greedy continuation: {same}")
 
 
-def speed(device: torch.device, steps: int) -> None:
+def speed(device: torch.device, steps: int, big: bool) -> None:
     print(f"\ntraining step (forward + backward + AdamW), batch 8, on {device}, median of {steps} after a warm-up; "
           f"{load_average()}:")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for label, config in [("char-tiny", GPTConfig.from_preset("char-tiny")), ("char-small", GPTConfig.from_preset("char-small")),
-                          ("12 x 768, V=65", GPTConfig(vocab_size=65, context_length=256, d_model=768, n_heads=12, n_layers=12))]:
+    models = [("char-tiny", GPTConfig.from_preset("char-tiny")), ("char-small", GPTConfig.from_preset("char-small"))]
+    if big:
+        models.append(("12 x 768, V=65", GPTConfig(vocab_size=65, context_length=256, d_model=768, n_heads=12, n_layers=12)))
+    for label, config in models:
         torch.manual_seed(0)
         model = GPT(config).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -138,13 +141,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=5, help="timed training steps per model")
+    parser.add_argument("--big", action="store_true", help="also time a GPT-2-small-sized model (12 x 768)")
     parser.add_argument("--chapter", action="store_true", help="also execute the chapter and time it")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes()
     equivalence()
-    speed(torch.device(args.device), args.steps)
+    speed(torch.device(args.device), args.steps, args.big)
     if args.chapter:
         chapter()
 
