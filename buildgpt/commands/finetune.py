@@ -1,0 +1,192 @@
+"""Instruction-tune a GPT on an Alpaca-style JSON file, fully or with LoRA (chapter 7).
+
+The model is a buildgpt checkpoint (a file or a run folder, from `python -m buildgpt train` or an
+earlier fine-tuning) or GPT-2's weights (a name such as gpt2 or gpt2-medium, found in the local
+cache that chapter 6 fills, or a folder or model.safetensors file). The data is split 85/5/10
+into train, validation and test with --seed; the loss counts the response only (--no-mask-prompt
+counts the prompt too). Written to --out:
+  ckpt.pt            the fine-tuned model (LoRA merged in), a buildgpt checkpoint for `chat`
+  state.pt           what --resume needs: trainable weights, optimizer, step, options
+  history.json       train and validation loss at every evaluation
+  test-answers.json  the model's answers to the test split, with automatic format checks
+
+  python -m buildgpt finetune --ckpt runs/shakespeare --data datasets/instruction-data.json --out runs/instruct
+  python -m buildgpt finetune --ckpt gpt2 --lora-rank 8 --steps 500 --out runs/gpt2-lora
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from buildgpt.commands import CommandError
+
+GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ckpt", required=True, help="buildgpt checkpoint (file or run folder), or GPT-2 weights (gpt2, a folder, a .safetensors file)")
+    parser.add_argument("--data", default=None, help="instruction JSON file (default: the course's datasets/instruction-data.json)")
+    parser.add_argument("--out", required=True, help="folder for ckpt.pt, state.pt, history.json, test-answers.json")
+    parser.add_argument("--lora-rank", type=int, default=0, help="LoRA rank r; 0 (the default) fine-tunes every weight")
+    parser.add_argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default: 2 * rank)")
+    parser.add_argument("--lora-targets", default="attn.qkv,attn.proj,mlp.fc,mlp.proj", help="comma-separated layer names to adapt")
+    parser.add_argument("--steps", type=int, default=300, help="optimizer steps (default 300)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-4 full, 1e-3 LoRA; 1e-3 / 3e-3 for small models)")
+    parser.add_argument("--eval-every", type=int, default=50, help="validate and save every N steps")
+    parser.add_argument("--no-mask-prompt", action="store_true", help="count the prompt tokens in the loss too")
+    parser.add_argument("--seed", type=int, default=123, help="seed of the train/validation/test split and of the batches")
+    parser.add_argument("--test-answers", type=int, default=None, help="answer only the first N test examples (default: all)")
+    parser.add_argument("--max-new-tokens", type=int, default=200)
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its state.pt")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+
+
+def load_any(spec: str, device: str = "cpu"):
+    """(model, tokenizer, tokenizer_meta) from a buildgpt checkpoint or GPT-2 weights."""
+    path = Path(spec)
+    if spec in GPT2_NAMES or path.suffix == ".safetensors" or (path.is_dir() and (path / "model.safetensors").is_file()):
+        try:
+            from buildgpt.pretrained import load_gpt2
+        except ImportError:
+            raise CommandError("loading GPT-2 weights needs buildgpt.pretrained (chapter 6), which this install lacks") from None
+        from buildgpt.resources import gpt2_encoding
+
+        return load_gpt2(spec, device=device), gpt2_encoding(), {"kind": "gpt2"}
+    if not path.exists():
+        raise FileNotFoundError(f"there is no checkpoint at {spec}; pass a .pt file or run folder from "
+                                "`python -m buildgpt train`, or a GPT-2 name such as gpt2")
+    from buildgpt.checkpoint import load_checkpoint, load_model
+
+    state = load_checkpoint(spec)
+    model, tokenizer = load_model(spec, device=device)
+    return model, tokenizer, state["tokenizer"]
+
+
+def pick_device(name: str):
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise CommandError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise CommandError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+    return torch.device(name)
+
+
+def _atomic_save(obj, path: Path) -> None:
+    import torch
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def run(args: argparse.Namespace) -> int:
+    import copy
+
+    import torch
+
+    from buildgpt.checkpoint import save_checkpoint
+    from buildgpt.instruct import (encode_example, end_of_text_id, evaluate_loss, evaluate_responses, finetune,
+                                   instruction_batches, load_instructions, split_dataset)
+    from buildgpt.lora import apply_lora, lora_report, merge_lora
+    from buildgpt.resources import dataset_path
+
+    for name in ("steps", "batch_size", "eval_every", "max_new_tokens"):
+        if getattr(args, name) < 1:
+            raise CommandError(f"--{name.replace('_', '-')} must be at least 1; got {getattr(args, name)}")
+    if args.lora_rank < 0:
+        raise CommandError(f"--lora-rank must be 0 (full fine-tuning) or a positive rank; got {args.lora_rank}")
+    if args.lr is not None and not args.lr > 0:
+        raise CommandError(f"--lr must be positive; got {args.lr}")
+    device = pick_device(args.device)
+    data = load_instructions(args.data if args.data else dataset_path("instruction-data.json"))
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out} is a file; give a folder for the run")
+    state_path = out / "state.pt"
+    if args.resume and not state_path.is_file():
+        raise CommandError(f"there is nothing to resume in {out} (no state.pt); run once without --resume")
+    if not args.resume and state_path.is_file():
+        raise CommandError(f"{out} already holds a run; add --resume to continue it or choose another --out")
+
+    model, tokenizer, tokenizer_meta = load_any(args.ckpt, device="cpu")
+    end_of_text_id(tokenizer)  # one sentence if the tokenizer cannot end an answer
+    train, val, test = split_dataset(data, seed=args.seed)
+    longest = max(len(encode_example(e, tokenizer)[0]) + 1 for e in train)
+    if longest > model.config.context_length:
+        print(f"note: the longest example has {longest} tokens but the model's context holds "
+              f"{model.config.context_length}; longer examples are cut at the context length")
+    targets = tuple(t.strip() for t in args.lora_targets.split(",") if t.strip())
+    alpha = args.lora_alpha if args.lora_alpha is not None else 2.0 * args.lora_rank
+    small = model.config.d_model < 512
+    lr = args.lr if args.lr is not None else ((3e-3 if small else 1e-3) if args.lora_rank else (1e-3 if small else 1e-4))
+    if args.lora_rank:
+        apply_lora(model, args.lora_rank, alpha, targets)
+    model.to(device)
+    print(lora_report(model) if args.lora_rank else f"full fine-tuning of {sum(p.numel() for p in model.parameters()):,} parameters", "on", device)
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
+    start_step, history = 0, None
+    if args.resume:
+        saved = torch.load(state_path, map_location=device, weights_only=False)
+        if saved["options"]["lora_rank"] != args.lora_rank or saved["options"]["seed"] != args.seed:
+            raise CommandError(f"the run in {out} used --lora-rank {saved['options']['lora_rank']} and --seed "
+                               f"{saved['options']['seed']}; resume it with the same options")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        start_step, history = saved["step"], saved["history"]
+        if start_step >= args.steps:
+            raise CommandError(f"the run in {out} already did {start_step} steps; pass a larger --steps to continue it")
+        print(f"resuming at step {start_step}")
+    out.mkdir(parents=True, exist_ok=True)
+    val_batches = instruction_batches(val, tokenizer, args.batch_size, mask_prompt=not args.no_mask_prompt,
+                                      max_length=model.config.context_length)
+    if history is None:
+        before = evaluate_loss(model, val_batches)
+        history = {"step": [0], "train_loss": [None], "val_loss": [before]}
+        print(f"validation loss before fine-tuning: {before:.3f}")
+    options = {"lora_rank": args.lora_rank, "lora_alpha": alpha, "lora_targets": targets, "seed": args.seed, "lr": lr,
+               "steps": args.steps, "batch_size": args.batch_size, "ckpt": args.ckpt}
+
+    def save(step, run_history, opt):
+        full = {k: history[k] + run_history[k] for k in history}
+        _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                      "history": full, "options": options}, state_path)
+        deployable = merge_lora(copy.deepcopy(model)) if args.lora_rank else model
+        save_checkpoint(out / "ckpt.pt", model=deployable, tokenizer_meta=tokenizer_meta, step=step,
+                        extra={"finetune": options, "val_loss": run_history["val_loss"][-1]})
+        (out / "history.json").write_text(json.dumps(full, indent=1) + "\n", encoding="utf-8")
+        print(f"step {step}: validation loss {run_history['val_loss'][-1]:.3f}; saved {out / 'ckpt.pt'}")
+
+    run_history = finetune(model, train, val, tokenizer, steps=args.steps, batch_size=args.batch_size, lr=lr,
+                           mask_prompt=not args.no_mask_prompt, eval_every=args.eval_every, seed=args.seed,
+                           optimizer=optimizer, start_step=start_step, on_eval=save)
+    after = run_history["val_loss"][-1] if run_history["val_loss"] else history["val_loss"][-1]
+    print(f"validation loss: {history['val_loss'][0]:.3f} before, {after:.3f} after")
+    answering = test if args.test_answers is None else test[:max(0, args.test_answers)]
+    if answering:
+        if args.lora_rank:
+            merge_lora(model)
+        summary = evaluate_responses(model, tokenizer, answering, out / "test-answers.json",
+                                     max_new_tokens=args.max_new_tokens)
+        print(f"test answers: {summary['n']} saved to {out / 'test-answers.json'}; "
+              f"ended with end-of-text {summary['ends_with_end_of_text']:.0%}, no echo of the prompt "
+              f"{summary['no_echo']:.0%}, all checks {summary['all_checks']:.0%}")
+    return 0
