@@ -75,7 +75,7 @@ def check_token_ids(idx: torch.Tensor, config: GPTConfig) -> int:
     if T > config.context_length:
         raise ValueError(f"the sequence has {T} tokens but the model's context is {config.context_length}; "
                          f"crop it to the last {config.context_length}: idx[:, -{config.context_length}:]")
-    low, high = int(idx.min()), int(idx.max())
+    low, high = torch.stack(torch.aminmax(idx)).tolist()  # one transfer from the GPU, not two
     if low < 0 or high >= config.vocab_size:
         bad = high if high >= config.vocab_size else low
         raise ValueError(f"token id {bad} is outside the vocabulary of {config.vocab_size} ids (0 to "
