@@ -26,6 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("grade", help="grade a folder of submissions (one sub-folder per student) with nbgrader")
     p.add_argument("submissions", type=Path)
     p.add_argument("--out", type=Path, default=Path("grading"), help="where grades.csv, feedback/ and the nbgrader course go (default ./grading)")
+    p.add_argument("--jobs", type=int, default=None, help="notebooks graded at once (default: one per CPU core)")
+    p.add_argument("--force", action="store_true", help="run every notebook again, even those unchanged since the last run")
+    p.add_argument("--timeout", type=float, default=600, help="seconds a cell may run (default 600)")
+    p.add_argument("--budget", type=float, default=1800, help="seconds a whole notebook may run (default 1800)")
+    p.add_argument("--memory", type=int, default=4096, help="MB of memory a notebook's kernel may use (default 4096)")
+    p.add_argument("--max-procs", type=int, default=32, help="processes a notebook may start (default 32)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
 
     args = parser.parse_args(argv)
     try:
@@ -42,8 +49,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if report.total == report.max_total else 1
         if args.command == "grade":
             from .grade import grade
+            from .sandbox import Limits
 
-            return grade(args.submissions, args.out)
+            limits = Limits(cell_timeout=args.timeout, budget=args.budget, memory_mb=args.memory, max_procs=args.max_procs)
+            return grade(args.submissions, args.out, jobs=args.jobs, force=args.force, limits=limits,
+                         progress=not args.no_progress)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

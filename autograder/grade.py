@@ -1,36 +1,44 @@
-"""`python -m autograder grade SUBMISSIONS_DIR`: grade a class with real nbgrader.
+"""`python -m autograder grade SUBMISSIONS_DIR`: grade a class, robustly, into a real nbgrader course.
 
 SUBMISSIONS_DIR holds one folder per student with that student's chapter notebooks
-(`alice/00-pytorch.ipynb`). The command builds an nbgrader course from solutions/ in
-`OUT/course`, copies the readable submissions into its `submitted/` folder, runs
-`nbgrader autograde` and `nbgrader generate_feedback`, and writes:
-- `OUT/grades.csv`: a row per student and chapter, points per exercise, total, max;
-- `OUT/feedback/STUDENT/NN-slug.html`: what each student gets back (hidden tests by message only);
-- `OUT/report.txt`: every submission that could not be graded, and why.
-The gradebook in `OUT/course` keeps earlier grades: a re-run never loses them.
+(`alice/00-pytorch.ipynb`; `Copy of 00-pytorch (1).ipynb` will do). For each notebook:
+1. preflight (autograder/preflight.py): read it leniently, map its name to a chapter, and build a
+   clean copy from the release with the student's answers in it (metadata, duplicates, deleted or
+   edited test cells repaired); a file that cannot be repaired is reported, never scored 0;
+2. run the clean copy in a sandboxed kernel (autograder/sandbox.py): a throwaway folder, per-cell
+   timeout, total time budget, memory and process caps, the guard against patched tests; `jobs`
+   notebooks at a time; a notebook already run for the same bytes is not run again unless forced;
+3. hand the clean copy to nbgrader (OUT/course/submitted/) and let nbgrader's own autograde
+   pipeline score it from the recorded outputs (RecordedOutputs below replaces its Execute step),
+   then nbgrader's generate_feedback (hidden tests by message only).
+It writes OUT/grades.csv (status per row), OUT/feedback/STUDENT/NN-slug.html, OUT/report.txt and
+OUT/preflight/STUDENT.txt. The gradebook in OUT/course keeps earlier grades.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
+import logging
+import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import nbformat
+
 from .chapters import Chapter, answer_cells, exercise_of, find_root, list_chapters, nbgrader_meta
-from .course import build_course, generate_assignment, nbgrader
+from .course import build_course, generate_assignment
 from .errors import UserError
-from .selfcheck import read_notebook
+from .preflight import Preflight, preflight
+from .sandbox import Job, Limits, run_many
 
-
-@dataclass
-class Submission:
-    student: str  # the folder name, as the instructor sees it
-    student_id: str  # the same, made safe for nbgrader
-    chapter: str
-    path: Path
+ENGINE_VERSION = "2"  # part of every run's key: a new engine grades everything again
+RUNS = "sandbox"  # OUT/course/sandbox/STUDENT/CHAPTER/: the clean copy run, its record, its status
 
 
 @dataclass
@@ -45,10 +53,9 @@ def student_id(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
 
 
-def collect(submissions: Path, chapters: list[Chapter]) -> tuple[list[Submission], list[Problem]]:
+def collect(submissions: Path) -> tuple[list[tuple[str, Path]], list[Problem]]:
     if not submissions.is_dir():
         raise UserError(f"{submissions} is not a folder; give the folder that holds one sub-folder per student.")
-    slugs = {c.slug for c in chapters}
     found, problems = [], []
     for entry in sorted(submissions.iterdir()):
         if entry.is_file() and entry.suffix == ".ipynb":
@@ -58,69 +65,314 @@ def collect(submissions: Path, chapters: list[Chapter]) -> tuple[list[Submission
         if not entry.is_dir() or entry.name.startswith("."):
             continue
         for nb_path in sorted(entry.glob("*.ipynb")):
-            if nb_path.stem not in slugs:
-                problems.append(Problem(entry.name, nb_path.name, "", "its name is not a chapter's; expected one of "
-                                        + ", ".join(s + ".ipynb" for s in sorted(slugs))))
-                continue
-            try:
-                read_notebook(nb_path)
-            except UserError:
-                problems.append(Problem(entry.name, nb_path.name, nb_path.stem,
-                                        "it is not a notebook (not valid notebook JSON); ask for a fresh download"))
-                continue
-            found.append(Submission(entry.name, student_id(entry.name), nb_path.stem, nb_path))
+            if nb_path.is_file() and not nb_path.name.startswith("."):
+                found.append((entry.name, nb_path))
     return found, problems
 
 
-def grade(submissions: Path, out: Path, log=print) -> int:
+def pick_one(candidates: list[Preflight], paths: dict[int, Path]) -> tuple[Preflight, list[Preflight]]:
+    """Of several files of one student for one chapter: the one named exactly, else the newest."""
+    def rank(pre):
+        return (pre.file == f"{pre.chapter}.ipynb", paths[id(pre)].stat().st_mtime, pre.file)
+    ordered = sorted(candidates, key=rank, reverse=True)
+    return ordered[0], ordered[1:]
+
+
+def grade(submissions: Path, out: Path, jobs: int | None = None, force: bool = False,
+          limits: Limits | None = None, log=print, progress: bool = True) -> int:
+    limits = limits or Limits()
+    jobs = jobs or os.cpu_count() or 1
+    wall = time.perf_counter()
     root = find_root()
     chapters = list_chapters(root)
-    found, problems = collect(submissions, chapters)
-    if not found and not problems:
+    files, problems = collect(submissions)
+    if not files and not problems:
         raise UserError(f"{submissions} holds no student folders with notebooks in them.")
 
     course = out / "course"
     sources = build_course(course, chapters)
+    slugs = [c.slug for c in chapters]
     order = [nbgrader_meta(cell)["grade_id"] for ch in chapters for cell in answer_cells(sources[ch.slug])]
-    for slug in sorted({s.chapter for s in found}):
-        generate_assignment(course, slug)
 
-    start = time.perf_counter()
-    for sub in found:
-        target = course / "submitted" / sub.student_id / sub.chapter / f"{sub.chapter}.ipynb"
+    # 1. Preflight, against the release of each chapter handed in (made by nbgrader, once)
+    from .preflight import chapter_from_name
+
+    wanted = {path: chapter_from_name(path.name, slugs) or _chapter_in_metadata(path, slugs) for _, path in files}
+    releases = {slug: release_of(course, slug) for slug in sorted({s for s in wanted.values() if s})}
+    pres: list[Preflight] = []
+    paths: dict[int, Path] = {}
+    for student, path in files:
+        pre = preflight(student, path, slugs, releases, sources)
+        pres.append(pre)
+        paths[id(pre)] = path
+    grouped: dict[tuple[str, str], list[Preflight]] = {}
+    for pre in pres:
+        if pre.fatal:
+            problems.append(Problem(pre.student, pre.file, pre.chapter, pre.fatal))
+        else:
+            grouped.setdefault((pre.student, pre.chapter), []).append(pre)
+    chosen: list[Preflight] = []
+    for (student, slug), group in grouped.items():
+        best, others = pick_one(group, paths) if len(group) > 1 else (group[0], [])
+        for other in others:
+            best.notes.append(f"{other.file} is another copy of {slug}; {best.file} was graded instead")
+        chosen.append(best)
+
+    # 2. Run what is new or changed, in the sandbox
+    todo: list[Job] = []
+    for pre in chosen:
+        sid = student_id(pre.student)
+        run_dir = course / RUNS / sid / pre.chapter
+        run_dir.mkdir(parents=True, exist_ok=True)
+        key = _run_key(paths[id(pre)], sources[pre.chapter], limits)
+        fresh = (run_dir / "key").exists() and (run_dir / "key").read_text() == key and (run_dir / "result.json").exists()
+        target = course / "submitted" / sid / pre.chapter / f"{pre.chapter}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(sub.path, target)
-        t0 = time.perf_counter()
-        try:
-            nbgrader(course, "autograde", sub.chapter, "--student", sub.student_id, "--force")
-            log(f"graded {sub.student}/{sub.chapter}.ipynb in {time.perf_counter() - t0:.1f} s")
-        except UserError as exc:
-            problems.append(Problem(sub.student, sub.path.name, sub.chapter, f"nbgrader could not grade it ({exc})"))
-    for slug in sorted({s.chapter for s in found}):
-        nbgrader(course, "generate_feedback", slug, "--force")
-    graded_time = time.perf_counter() - start
+        nbformat.write(pre.submission, target)
+        original = out / "originals" / pre.student / pre.file
+        original.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(paths[id(pre)], original)
+        if fresh and not force:
+            continue
+        (run_dir / "key").unlink(missing_ok=True)
+        nbformat.write(pre.executable, run_dir / "clean.ipynb")
+        todo.append(Job(f"{pre.student}/{pre.file}", run_dir / "clean.ipynb", run_dir / "result.json", pre.test_ids))
+        (run_dir / "pending-key").write_text(key)
+    bar = _progress(len(todo), progress)
+    records = run_many(todo, limits, jobs, progress=lambda job: bar.update(1)) if todo else {}
+    bar.close()
+    for job in todo:
+        record = records.get(job.key) or {}
+        if "notebook" not in record:  # the worker itself failed: keep a record that says so
+            record = {"stopped": record.get("stopped", "the notebook could not be run"), "cells": [], "notebook": None}
+            job.result.write_text(json.dumps(record))
+        (job.result.parent / "pending-key").replace(job.result.parent / "key")
 
-    for sub in found:
-        html = course / "feedback" / sub.student_id / sub.chapter / f"{sub.chapter}.html"
+    # 3. nbgrader scores the clean copies from the recorded outputs, then writes feedback
+    statuses = {}
+    for pre in chosen:
+        sid = student_id(pre.student)
+        run_dir = course / RUNS / sid / pre.chapter
+        record = json.loads((run_dir / "result.json").read_text())
+        status = _status(pre, record)
+        (run_dir / "status.json").write_text(json.dumps({"student": pre.student, "status": status,
+                                                         "report": _report_lines(pre, record)}))
+        statuses[(sid, pre.chapter)] = status
+    graded = _nbgrader_pass(course, [(student_id(p.student), p.chapter) for p in chosen], log)
+    for pre in chosen:
+        html = course / "feedback" / student_id(pre.student) / pre.chapter / f"{pre.chapter}.html"
         if html.exists():
-            dest = out / "feedback" / sub.student / f"{sub.chapter}.html"
+            dest = out / "feedback" / pre.student / f"{pre.chapter}.html"
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(html, dest)
+    for sid, slug, reason in graded["failed"]:
+        problems.append(Problem(_name_of(course, sid), f"{slug}.ipynb", slug, f"nbgrader could not grade it ({reason})"))
 
-    names = {s.student_id: s.student for s in found}
-    rows = gradebook_rows(course, chapters, names)
+    rows = gradebook_rows(course, chapters)
     write_grades(out / "grades.csv", rows, problems, order)
-    write_report(out / "report.txt", problems)
-    if found:
-        log(f"graded {len(found)} notebook(s) in {graded_time:.1f} s "
-            f"({graded_time / len(found):.1f} s per notebook, feedback included)")
-    log(f"grades: {out / 'grades.csv'}; feedback: {out / 'feedback'}")
+    write_report(out, course, chosen, problems)
+    wall = time.perf_counter() - wall
+    ran = len(todo)
+    stopped = sum(1 for pre in chosen if "stopped" in statuses.get((student_id(pre.student), pre.chapter), ""))
+    repaired = sum(1 for pre in chosen if pre.notes)
+    log(f"{len(chosen)} notebook(s) graded ({ran} run now, {len(chosen) - ran} unchanged since the last run), "
+        f"{repaired} repaired, {stopped} stopped by a limit, {len(problems)} not graded; "
+        f"{wall:.1f} s in all" + (f", {ran / wall * 60:.1f} notebooks per minute" if ran else ""))
+    log(f"grades: {out / 'grades.csv'}; feedback: {out / 'feedback'}; report: {out / 'report.txt'}")
     for p in problems:
         log(f"not graded: {p.student + '/' if p.student else ''}{p.file}: {p.reason}")
     return 1 if problems else 0
 
 
-def gradebook_rows(course: Path, chapters: list[Chapter], names: dict[str, str]) -> list[dict]:
+def _chapter_in_metadata(path: Path, slugs: list[str]) -> str:
+    from .preflight import read_cells
+
+    try:
+        nb = read_cells(path.read_bytes())
+    except OSError:
+        return ""
+    meta = nb.metadata.get("buildgpt") if nb is not None else None
+    return meta.get("chapter") if isinstance(meta, dict) and meta.get("chapter") in slugs else ""
+
+
+def release_of(course: Path, slug: str):
+    """The chapter's release (nbgrader generate_assignment), made again only when its source changed."""
+    src = course / "source" / slug / f"{slug}.ipynb"
+    rel = course / "release" / slug / f"{slug}.ipynb"
+    stamp = course / "release" / f".{slug}.source-sha256"
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest and rel.exists() and (course / "gradebook.db").exists():
+        return nbformat.read(rel, as_version=4)
+    nb = generate_assignment(course, slug)
+    stamp.write_text(digest)
+    return nb
+
+
+def _run_key(path: Path, source, limits: Limits) -> str:
+    h = hashlib.sha256(path.read_bytes())
+    h.update(json.dumps(source.metadata.get("buildgpt", {}), sort_keys=True).encode())
+    h.update(json.dumps(asdict(limits), sort_keys=True).encode())
+    h.update(ENGINE_VERSION.encode())
+    return h.hexdigest()
+
+
+def _status(pre: Preflight, record: dict) -> str:
+    parts = []
+    if pre.notes:
+        parts.append("repaired (see report.txt)")
+    if record.get("stopped"):
+        parts.append(f"stopped: {record['stopped']}")
+    tampered = record.get("tampered") or []
+    if tampered:
+        parts.append("flagged: the notebook changed what tests use (" + ", ".join(tampered[:4])
+                     + (", ..." if len(tampered) > 4 else "") + "); restored before each test")
+    return "graded" + (", " + "; ".join(parts) if parts else "")
+
+
+def _report_lines(pre: Preflight, record: dict) -> list[str]:
+    lines = list(pre.notes)
+    if record.get("stopped"):
+        lines.append(f"stopped early: {record['stopped']}; the tests after that point count as failed")
+    for t in record.get("tampered") or []:
+        lines.append(f"changed {t}; put back before each test cell")
+    lines += record.get("notes") or []
+    return lines
+
+
+def _progress(total: int, enabled: bool):
+    class Null:
+        def update(self, n):
+            pass
+
+        def close(self):
+            pass
+
+    if not enabled or total == 0:
+        return Null()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="notebook", desc="grading", dynamic_ncols=True)
+
+
+# ----------------------------------------------------------------------------------------
+# nbgrader, in this process, with the recorded outputs instead of its Execute step
+
+
+def _nbgrader_config(course: Path):
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+    config.merge(Config({
+        "CourseDirectory": {"root": str(course.resolve())},
+        "Autograde": {"autograde_preprocessors": [
+            "autograder.grade.RecordedOutputs", "nbgrader.preprocessors.IgnorePattern",
+            "nbconvert.preprocessors.ClearMetadataPreprocessor", "nbgrader.preprocessors.LimitOutput",
+            "nbgrader.preprocessors.SaveAutoGrades", "nbgrader.preprocessors.AssignLatePenalties",
+            "nbgrader.preprocessors.CheckCellMetadata"]},
+    }))
+    return config
+
+
+def _nbgrader_pass(course: Path, pairs: list[tuple[str, str]], log) -> dict:
+    from nbgrader.converters import Autograde, GenerateFeedback
+    from nbgrader.coursedir import CourseDirectory
+
+    config = _nbgrader_config(course)
+    failed = []
+    quiet = logging.getLogger("buildgpt-nbgrader")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    cwd = os.getcwd()
+    os.chdir(course)  # nbgrader resolves some paths from the working folder
+    warnings.simplefilter("ignore")  # SQLAlchemy's warnings about nbgrader's own sessions
+    try:
+        for sid, slug in pairs:
+            for converter in (Autograde, GenerateFeedback):
+                coursedir = CourseDirectory(config=config, log=quiet)
+                coursedir.assignment_id, coursedir.student_id = slug, sid
+                app = converter(coursedir=coursedir, config=config, log=quiet)
+                app.force = True
+                if converter is Autograde:
+                    app.create_student = True
+                try:
+                    app.start()
+                except Exception as exc:  # noqa: BLE001 - nbgrader raises its own kinds; keep grading the others
+                    failed.append((sid, slug, f"{converter.__name__}: {exc}".strip()[:300]))
+                    break
+    finally:
+        os.chdir(cwd)
+    return {"failed": failed}
+
+
+def scored_outputs(cell, recorded: dict | None, ran: dict | None) -> list:
+    """A test cell's outputs as the course scores them: by errors only. Text on stderr (a
+    warning) and a final value do not change the score (nbgrader would read them as a failure or
+    as partial credit); a cell that did not run or failed has an error."""
+    outputs = list((recorded or {}).get("outputs", []))
+    status = (ran or {}).get("status") if (ran or {}).get("ran") else "not run"
+    clean = []
+    for o in outputs:
+        o = dict(o)
+        if o.get("output_type") == "stream" and o.get("name") == "stderr":
+            o["name"] = "stdout"
+        if o.get("output_type") == "execute_result":
+            o["output_type"] = "display_data"
+            o.pop("execution_count", None)
+        clean.append(o)
+    if status != "ok" and not any(o.get("output_type") == "error" for o in clean):
+        clean.append({"output_type": "error", "ename": "NotRun", "evalue": "this test did not run to the end",
+                      "traceback": ["NotRun: this test did not run to the end"]})
+    if status == "ok":
+        clean = [o for o in clean if o.get("output_type") != "error"]
+    return [nbformat.from_dict(o) for o in clean]
+
+
+try:
+    from nbconvert.preprocessors import Preprocessor
+except ImportError:  # the package's own import must not need nbconvert
+    Preprocessor = object
+
+
+class RecordedOutputs(Preprocessor):
+    """nbgrader's Execute step, replaced: the outputs come from the sandbox's run of the same cells."""
+
+    from traitlets import Bool
+
+    enabled = Bool(True)  # nbconvert preprocessors are off unless enabled
+
+    def preprocess(self, nb, resources):
+        info = resources["nbgrader"]
+        path = Path(os.getcwd()) / RUNS / info["student"] / info["assignment"] / "result.json"
+        record = json.loads(path.read_text()) if path.exists() else {"cells": [], "notebook": None}
+        ran_nb = record.get("notebook") or {"cells": []}
+        by_id = {c.get("id"): c for c in ran_nb.get("cells", [])}
+        status = {r["index"]: r for r in record.get("cells", [])}
+        index_of = {c.get("id"): i for i, c in enumerate(ran_nb.get("cells", []))}
+        for cell in nb.cells:
+            if cell.cell_type != "code":
+                continue
+            rec = by_id.get(cell.get("id"))
+            ran = status.get(index_of.get(cell.get("id")))
+            if nbgrader_meta(cell).get("grade"):
+                cell.outputs = scored_outputs(cell, rec, ran)
+            else:
+                cell.outputs = [nbformat.from_dict(o) for o in (rec or {}).get("outputs", [])]
+            cell.execution_count = (rec or {}).get("execution_count")
+        return nb, resources
+
+
+# ----------------------------------------------------------------------------------------
+# grades.csv and the reports
+
+
+def _name_of(course: Path, sid: str) -> str:
+    for status in (course / RUNS / sid).glob("*/status.json"):
+        return json.loads(status.read_text()).get("student", sid)
+    return sid
+
+
+def gradebook_rows(course: Path, chapters: list[Chapter]) -> list[dict]:
     """A row per graded student and chapter, read from nbgrader's gradebook."""
     from nbgrader.api import Gradebook, MissingEntry
 
@@ -132,7 +384,10 @@ def gradebook_rows(course: Path, chapters: list[Chapter], names: dict[str, str])
                     nb = gb.find_submission_notebook(chapter.slug, chapter.slug, student.id)
                 except MissingEntry:
                     continue
-                row = {"student": names.get(student.id, student.id), "chapter": chapter.slug, "status": "graded"}
+                status_file = course / RUNS / student.id / chapter.slug / "status.json"
+                info = json.loads(status_file.read_text()) if status_file.exists() else {}
+                row = {"student": info.get("student", student.id), "chapter": chapter.slug,
+                       "status": info.get("status", "graded")}
                 for g in sorted(nb.grades, key=lambda g: g.name):
                     row[exercise_of(g.name)] = g.score
                 row["total"], row["max"] = nb.score, nb.max_score
@@ -142,8 +397,9 @@ def gradebook_rows(course: Path, chapters: list[Chapter], names: dict[str, str])
 
 def write_grades(path: Path, rows: list[dict], problems: list[Problem], order: list[str]) -> None:
     """grades.csv, written to a temporary file first so a crash never leaves half a file."""
+    graded = {(r["student"], r["chapter"]) for r in rows}
     rows = rows + [{"student": p.student, "chapter": p.chapter, "status": f"not graded: {p.reason}"}
-                   for p in problems if p.student]
+                   for p in problems if p.student and (p.student, p.chapter) not in graded]
     present = {k for r in rows for k in r if k.startswith("ex-")}
     exercises = [e for e in order if e in present] + sorted(present - set(order))  # in book order
     fields = ["student", "chapter", "status", *exercises, "total", "max"]
@@ -157,10 +413,25 @@ def write_grades(path: Path, rows: list[dict], problems: list[Problem], order: l
     tmp.replace(path)
 
 
-def write_report(path: Path, problems: list[Problem]) -> None:
+def write_report(out: Path, course: Path, chosen: list[Preflight], problems: list[Problem]) -> None:
     lines = ["Submissions that could not be graded", ""]
     lines += [f"- {p.student + '/' if p.student else ''}{p.file}: {p.reason}" for p in problems] or ["(none)"]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    lines += ["", "What was found and done, per notebook graded in this run", ""]
+    per_student: dict[str, list[str]] = {}
+    for pre in sorted(chosen, key=lambda p: (p.student, p.chapter)):
+        status = json.loads((course / RUNS / student_id(pre.student) / pre.chapter / "status.json").read_text())
+        text = [f"{pre.student}/{pre.file} ({pre.chapter}): {status['status']}"]
+        text += [f"  - {line}" for line in status["report"]] or ["  - nothing to repair"]
+        lines += text
+        per_student.setdefault(pre.student, []).extend(text)
+    for p in problems:
+        if p.student:
+            per_student.setdefault(p.student, []).append(f"{p.file}: NOT GRADED: {p.reason}")
+    (out / "report.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    folder = out / "preflight"
+    folder.mkdir(parents=True, exist_ok=True)
+    for student, text in per_student.items():
+        (folder / f"{student_id(student)}.txt").write_text("\n".join(text) + "\n", encoding="utf-8")
 
 
 def _fmt(value):

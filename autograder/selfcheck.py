@@ -15,7 +15,6 @@ import contextlib
 import io
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -149,11 +148,14 @@ def read_notebook(path: Path):
 
 def chapter_of(nb, path: Path) -> str:
     """The chapter a notebook belongs to: from its metadata, else from its file name."""
+    from .preflight import chapter_from_name
+
     slug = nb.metadata.get("buildgpt", {}).get("chapter")
     if slug:
         return slug
-    if path.stem in _bundle():
-        return path.stem
+    slug = chapter_from_name(path.name, [k for k in _bundle()])
+    if slug:
+        return slug
     raise UserError(f"Cannot tell which chapter {path.name} is; name it like one of "
                     f"{', '.join(k + '.ipynb' for k in sorted(_bundle()))}, or pass --chapter.")
 
@@ -176,49 +178,72 @@ def restore_tests(nb, chapter: str) -> list[str]:
     return missing
 
 
-def check_notebook(path: Path, chapter: str | None = None, timeout: int = 600) -> Report:
-    """Run a student's notebook with its hidden tests put back and score it."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import DeadKernelError
+def clean_copy(path: Path, nb, chapter: str):
+    """The notebook the grader would run: the preflight's clean copy when the course repository is
+    here (release and sources), else the notebook itself with its test cells restored in full."""
+    from .preflight import Preflight, build
+
+    notes = []
+    try:
+        from .chapters import course_config, find_root, list_chapters, source_notebook
+
+        root = find_root()
+        ch = next(c for c in list_chapters(root) if c.slug == chapter)
+        import nbformat
+
+        release = nbformat.read(ch.student_notebook, as_version=4)
+        source = source_notebook(ch, course_config(root))
+    except Exception:  # noqa: BLE001 - no repository (an installed package): repair less, still grade
+        release = None
+    if release is not None:
+        pre = build(Preflight("", path.name, chapter), nb, release, source)
+        if not pre.fatal:
+            return pre.executable, pre.test_ids, pre.notes
+        notes.append(pre.fatal)
+    missing = restore_tests(nb, chapter)
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i:03d}"
+    ids = [c.id for c in nb.cells if nbgrader_meta(c).get("grade") and nbgrader_meta(c).get("grade_id") not in missing]
+    return nb, ids, notes
+
+
+def check_notebook(path: Path, chapter: str | None = None, timeout: int = 600, limits=None) -> Report:
+    """Run a student's notebook the way `grade` does (preflight, sandbox, guard) and score it."""
+    import nbformat
+
+    from .sandbox import Job, Limits, run_many
 
     nb = read_notebook(path)
     chapter = chapter or chapter_of(nb, path)
     tests = _tests(chapter)
-    missing = restore_tests(nb, chapter)
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-
-    notes = []
-    workdir = Path(tempfile.mkdtemp(prefix="buildgpt-check-"))  # student code runs in a throwaway folder
-    previous = os.environ.get(GRADING_ENV)
-    os.environ[GRADING_ENV] = "autograde"
-    try:
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                                interrupt_on_timeout=True, resources={"metadata": {"path": str(workdir)}})
-        client.execute()
-    except DeadKernelError:
-        notes.append("the kernel died while running the notebook; tests after that point count as failed")
-    finally:
-        if previous is None:
-            os.environ.pop(GRADING_ENV, None)
-        else:
-            os.environ[GRADING_ENV] = previous
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    by_id = {nbgrader_meta(c).get("grade_id"): c for c in nb.cells if c.cell_type == "code"}
+    exe, test_ids, notes = clean_copy(path, nb, chapter)
+    limits = limits or Limits(cell_timeout=timeout, budget=max(1800, 3 * timeout))
+    with tempfile.TemporaryDirectory(prefix="buildgpt-check-") as tmp:  # nothing of the run stays
+        clean = Path(tmp) / "clean.ipynb"
+        nbformat.write(exe, clean)
+        record = run_many([Job(path.name, clean, Path(tmp) / "result.json", test_ids)], limits, 1)[path.name]
+    if record.get("stopped"):
+        notes.append(f"stopped early: {record['stopped']}; the tests after that point count as failed")
+    ran = {r["index"]: r for r in record.get("cells", [])}
+    cells = (record.get("notebook") or {}).get("cells", [])
+    by_id = {}
+    for index, cell in enumerate(cells):
+        gid = nbgrader_meta(cell).get("grade_id")
+        if cell.get("id") in test_ids and gid:
+            by_id[gid] = (cell, ran.get(index, {}))
     results = []
     for test_id, test in tests.items():
-        if test_id in missing:
+        if test_id not in by_id:
             results.append(TestResult(test["exercise"], test_id, 0, test["points"],
                                       "its test cell is missing from the notebook"))
             continue
-        cell = by_id[test_id]
+        cell, status = by_id[test_id]
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        ran = cell.get("execution_count") is not None or cell.get("outputs")
-        if errors:
-            results.append(TestResult(test["exercise"], test_id, 0, test["points"],
-                                      failure_message(errors[0].get("ename", ""), errors[0].get("evalue", ""))))
-        elif not ran:
-            results.append(TestResult(test["exercise"], test_id, 0, test["points"], "the test cell never ran"))
-        else:
+        if status.get("ran") and status.get("status") == "ok":
             results.append(TestResult(test["exercise"], test_id, test["points"], test["points"]))
+        elif errors:
+            results.append(TestResult(test["exercise"], test_id, 0, test["points"],
+                                      failure_message(errors[-1].get("ename", ""), errors[-1].get("evalue", ""))))
+        else:
+            results.append(TestResult(test["exercise"], test_id, 0, test["points"], "the test cell never ran"))
     return Report(chapter, results, notes)

@@ -1,0 +1,645 @@
+"""Run one student notebook in a sandboxed kernel and record what every cell did.
+
+Three layers, from the outside in:
+- `run_many` (the grader's process): one worker process per notebook, `jobs` at a time, each in
+  its own session so that a stuck worker and everything it started can be killed;
+- `worker` (`python -m autograder.sandbox run IN OUT`): makes a throwaway folder, starts the
+  kernel there, runs the cells one by one with a per-cell timeout and a total time budget, polices
+  the number of processes, and writes the executed notebook and a summary as JSON;
+- `kernel` (`python -m autograder.sandbox kernel -f CONNECTION`): the kernel's launcher. It caps
+  memory (RLIMIT_AS), file size (RLIMIT_FSIZE) and processes (RLIMIT_NPROC; as root it first
+  becomes an unprivileged user of its own, so the cap is per notebook and the grading files are
+  out of reach), forbids writing outside the throwaway folder (Linux Landlock, when the kernel
+  has it), then becomes an ordinary IPython kernel with the course's guard loaded (GUARD below).
+
+Scoring happens elsewhere (by errors only); this module only records, for each cell, whether it
+ran, its outputs, and for a cell that did not finish, why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ENV_PREFIX = "BUILDGPT_SANDBOX_"
+BASE_UID = 61000  # as root, notebook slot k runs as uid BASE_UID + k (no such user needs to exist)
+
+
+@dataclass
+class Limits:
+    cell_timeout: float = 600.0  # seconds a cell may run
+    budget: float = 1800.0  # seconds the whole notebook may run
+    memory_mb: int = 4096  # address space of the kernel process
+    max_procs: int = 32  # processes the notebook may start (the kernel included)
+    file_mb: int = 512  # largest file the notebook may write
+    threads: int = 1  # torch / BLAS threads per kernel (one kernel per core)
+
+
+# ----------------------------------------------------------------------------------------
+# The guard, loaded into every kernel before the first cell (an IPython start-up file).
+# `restore()` runs before every test cell: whatever an answer cell patched in builtins, torch,
+# math, ... is put back, and the next cell runs with `==` in asserts checked against objects that
+# claim to equal everything and with tensor subclasses' __torch_function__ switched off.
+
+GUARD = r'''
+def _buildgpt_install_guard():
+    import ast, builtins, gc, sys, threading, types
+    import math, operator, functools, itertools, collections, random, re, time, copy
+    import torch, torch.nn, torch.nn.functional, torch.testing, torch.linalg
+    try:
+        import numpy
+    except ImportError:
+        numpy = None
+    ip = get_ipython()
+    sentinel = object()
+
+    def says_yes(x, op):
+        try:
+            r = op(x, sentinel)
+        except Exception:
+            return False
+        return r is True
+
+    def eq(a, b):
+        result = a == b
+        if result is True and (says_yes(a, operator.eq) or says_yes(b, operator.eq)):
+            raise AssertionError("an object that says it equals everything was compared; "
+                                 "return real values (tensors, numbers, lists), not look-alikes")
+        return result
+
+    def ne(a, b):
+        result = a != b
+        if result is True and (says_yes(a, operator.ne) or says_yes(b, operator.ne)):
+            raise AssertionError("an object that says it differs from everything was compared; "
+                                 "return real values (tensors, numbers, lists), not look-alikes")
+        return result
+
+    builtins.__buildgpt_eq__ = eq
+    builtins.__buildgpt_ne__ = ne
+    state = {"test": False}
+
+    class Strict(ast.NodeTransformer):
+        """In test cells: `a == b` inside an assert becomes __buildgpt_eq__(a, b); the cell body runs
+        with tensor subclasses' __torch_function__ off."""
+
+        def visit_Assert(self, node):
+            node.test = Compare().visit(node.test)
+            return node
+
+        def visit_Module(self, node):
+            self.generic_visit(node)
+            if not state["test"] or not node.body:
+                return node
+            state["test"] = False
+            ctx = ast.parse("__buildgpt_no_torch_function__()").body[0].value
+            wrapped = ast.With(items=[ast.withitem(context_expr=ctx)], body=node.body)
+            node.body = [wrapped]
+            return ast.fix_missing_locations(node)
+
+    class Compare(ast.NodeTransformer):
+        def visit_Compare(self, node):
+            self.generic_visit(node)
+            if len(node.ops) == 1 and isinstance(node.ops[0], (ast.Eq, ast.NotEq)):
+                name = "__buildgpt_eq__" if isinstance(node.ops[0], ast.Eq) else "__buildgpt_ne__"
+                call = ast.Call(func=ast.Name(id=name, ctx=ast.Load()), args=[node.left, node.comparators[0]], keywords=[])
+                return ast.copy_location(call, node)
+            return node
+
+    builtins.__buildgpt_no_torch_function__ = torch._C.DisableTorchFunctionSubclass
+    transformer = Strict()
+    ip.ast_transformers.append(transformer)
+
+    modules = [builtins, torch, torch.nn, torch.nn.functional, torch.testing, torch.linalg, math, operator,
+               functools, itertools, collections, random, re, time, copy]
+    if numpy is not None:
+        modules.append(numpy)
+    classes = [torch.Tensor, torch.nn.Module, torch.nn.Linear, torch.nn.Embedding, torch.nn.Parameter]
+    saved_modules = {m: dict(vars(m)) for m in modules}
+    saved_classes = {c: dict(vars(c)) for c in classes}
+    saved_sys_modules = {m.__name__: m for m in modules}
+    saved_hooks = (ip.custom_exceptions, ip.CustomTB, ip.showtraceback, ip.run_cell, sys.excepthook,
+                   list(ip.ast_transformers), list(ip.input_transformers_post))
+    saved_class_hooks = {k: v for k, v in vars(type(ip)).items() if k in ("showtraceback", "run_cell", "run_ast_nodes", "run_code")}
+    baseline_threads = {t.ident for t in threading.enumerate()}
+
+    def restore(test=True):
+        changed = []
+        for module, saved in saved_modules.items():
+            now = vars(module)
+            for key, value in saved.items():
+                if now.get(key, sentinel) is not value:
+                    if module is builtins and key in ("input", "raw_input", "getpass"):
+                        continue  # the kernel sets these for every request
+                    try:
+                        setattr(module, key, value)
+                        changed.append(f"{module.__name__}.{key}")
+                    except Exception:
+                        pass
+            if module is builtins:
+                for key in [k for k in now if k not in saved]:
+                    if key != "_":
+                        del now[key]
+                        changed.append(f"builtins.{key}")
+        for cls, saved in saved_classes.items():
+            now = vars(cls)
+            for key, value in saved.items():
+                if now.get(key, sentinel) is not value:
+                    setattr(cls, key, value)
+                    changed.append(f"{cls.__name__}.{key}")
+            for key in [k for k in now if k not in saved]:
+                delattr(cls, key)
+                changed.append(f"{cls.__name__}.{key}")
+        for name, module in saved_sys_modules.items():
+            if sys.modules.get(name) is not module:
+                sys.modules[name] = module
+                changed.append(f"sys.modules[{name!r}]")
+        custom, custom_tb, showtb, run_cell, excepthook, transformers, post = saved_hooks
+        ip.custom_exceptions, ip.CustomTB = custom, custom_tb
+        for name in ("showtraceback", "run_cell", "run_ast_nodes", "run_code"):
+            if name in vars(ip):  # patched on the instance
+                delattr(ip, name)
+                changed.append(f"IPython {name}")
+        for name, value in saved_class_hooks.items():
+            if vars(type(ip)).get(name) is not value:
+                setattr(type(ip), name, value)
+                changed.append(f"IPython {name}")
+        ip.ast_transformers[:] = transformers
+        ip.input_transformers_post[:] = post
+        sys.settrace(None)
+        sys.setprofile(None)
+        threading.settrace(None)
+        threading.setprofile(None)
+        for name in ("__buildgpt_eq__", "__buildgpt_ne__", "__buildgpt_no_torch_function__"):
+            ip.user_ns.pop(name, None)
+        state["test"] = test
+        extra = [t.name for t in threading.enumerate() if t.ident not in baseline_threads and t.is_alive()]
+        return changed, extra
+
+    guard = types.ModuleType("_buildgpt_guard")
+    guard.restore = restore
+    sys.modules["_buildgpt_guard"] = guard
+
+
+_buildgpt_install_guard()
+del _buildgpt_install_guard
+'''
+
+# What the worker runs before each test cell (not part of the notebook).
+# ... and after it, quietly: what a test cell itself patched and put back is not the student's doing.
+SETTLE = "__import__('sys').modules['_buildgpt_guard'].restore(False)"
+RESTORE = ("import sys as _s\n"
+           "_c, _t = _s.modules['_buildgpt_guard'].restore()\n"
+           "print('BUILDGPT-GUARD', repr((_c, _t)))\n"
+           "del _s, _c, _t")
+
+
+# ----------------------------------------------------------------------------------------
+# The kernel's launcher
+
+
+def _landlock(writable: list[str]) -> str:
+    """Forbid writing anywhere but under `writable` (and its children); return '' or why not."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    abi = libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))  # landlock_create_ruleset: ABI version
+    if abi < 1:
+        return "this Linux has no Landlock"
+    write = 0
+    for bit in (1, 4, 5, 6, 7, 8, 9, 10, 11, 12):  # write file, remove dir/file, make char/dir/reg/sock/fifo/block/sym
+        write |= 1 << bit
+    if abi >= 2:
+        write |= 1 << 13  # refer (rename across folders)
+    if abi >= 3:
+        write |= 1 << 14  # truncate
+    attr = ctypes.c_uint64(write)
+    fd = libc.syscall(444, ctypes.byref(attr), ctypes.c_size_t(8), ctypes.c_uint32(0))
+    if fd < 0:
+        return "Landlock refused a rule set"
+
+    class PathBeneath(ctypes.Structure):
+        _pack_ = 1
+        _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+    for path in writable:
+        try:
+            pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except OSError:
+            continue
+        rule = PathBeneath(write if os.path.isdir(path) else (1 << 1) | ((1 << 14) if abi >= 3 else 0), pfd)
+        libc.syscall(445, ctypes.c_int(fd), ctypes.c_int(1), ctypes.byref(rule), ctypes.c_uint32(0))
+        os.close(pfd)
+    libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS, required for an unprivileged restrict_self
+    if libc.syscall(446, ctypes.c_int(fd), ctypes.c_uint32(0)) != 0:
+        return "Landlock could not be switched on"
+    os.close(fd)
+    return ""
+
+
+def user_tasks(uid: int) -> int:
+    """Processes and threads of `uid` now (RLIMIT_NPROC counts both)."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                status = Path(entry.path, "status").read_text()
+            except OSError:
+                continue
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            if int(fields.get("Uid", "-1").split()[0]) == uid:
+                count += int(fields.get("Threads", "1").strip())
+    return count
+
+
+def kernel(argv: list[str]) -> None:
+    import resource
+
+    env = os.environ
+    work = env[ENV_PREFIX + "WORKDIR"]
+    memory = int(env.get(ENV_PREFIX + "MEMORY_MB", "0"))
+    procs = int(env.get(ENV_PREFIX + "PROCS", "0"))
+    file_mb = int(env.get(ENV_PREFIX + "FILE_MB", "0"))
+    uid = int(env.get(ENV_PREFIX + "UID", "-1"))
+    notes = []
+    if file_mb:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_mb << 20, file_mb << 20))
+    if uid >= 0 and os.geteuid() == 0:
+        conn = argv[argv.index("-f") + 1] if "-f" in argv else None
+        if conn:
+            os.chown(conn, uid, uid)
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    if procs:
+        # As root each notebook is a user of its own, so the cap is the notebook's own; otherwise
+        # the count is shared with everything else the user runs, so the cap sits above it.
+        limit = procs * 8 if uid >= 0 else user_tasks(os.getuid()) + procs * 16
+        resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
+    why = _landlock([work, "/dev/null"])
+    if why:
+        notes.append(f"files: {why}; student code could write outside its folder")
+    if memory:
+        resource.setrlimit(resource.RLIMIT_AS, (memory << 20, memory << 20))
+    Path(work, "sandbox-notes.txt").write_text("\n".join(notes))
+    os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *argv])
+
+
+# ----------------------------------------------------------------------------------------
+# The worker: one notebook
+
+
+def _descendants(pid: int) -> list:
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _kill_all(uid: int | None) -> None:
+    """Kill every process this worker started (and, as root, everything the notebook's uid runs)."""
+    import psutil
+
+    for _ in range(3):
+        procs = _descendants(os.getpid())
+        for p in procs:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        if uid is not None and os.geteuid() == 0:
+            child = os.fork()
+            if child == 0:  # become the notebook's user and kill all of its processes at once
+                try:
+                    os.setgid(uid)
+                    os.setuid(uid)
+                    os.kill(-1, signal.SIGKILL)
+                finally:
+                    os._exit(0)
+            os.waitpid(child, 0)
+        psutil.wait_procs(procs, timeout=1)
+        if not _descendants(os.getpid()):
+            return
+
+
+class Watchdog(threading.Thread):
+    """Kills the notebook's processes when there are more than `limit` of them (a fork bomb)."""
+
+    def __init__(self, limit: int, uid: int | None):
+        super().__init__(daemon=True)
+        self.limit, self.uid, self.tripped, self.stop = limit, uid, False, threading.Event()
+
+    def run(self):
+        while not self.stop.wait(0.02):
+            try:
+                count = len(_descendants(os.getpid()))
+            except Exception:  # noqa: BLE001 - /proc races while processes come and go
+                continue
+            if count > self.limit:
+                self.tripped = True
+                _kill_all(self.uid)
+
+
+def _alive(km) -> bool:
+    """Whether the kernel process still runs (read from /proc: no call into the kernel manager's loop)."""
+    import psutil
+
+    try:
+        pid = km.provisioner.process.pid
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (AttributeError, psutil.Error):
+        return True  # not started yet, or not a local process: nbclient's own checks apply
+
+
+def _others_can_run_python() -> bool:
+    """Whether another user could run this Python (its files are not in a private folder such as /root)."""
+    import sysconfig
+
+    for start in {sys.executable, os.path.realpath(sys.executable), sysconfig.get_paths()["stdlib"], sys.prefix}:
+        path = Path(start).resolve()
+        for folder in [path, *path.parents]:
+            try:
+                mode = folder.stat().st_mode
+            except OSError:
+                return False
+            if folder.is_dir() and not mode & 0o001:
+                return False
+    return True
+
+
+def _error(ename: str, evalue: str) -> dict:
+    return {"output_type": "error", "ename": ename, "evalue": evalue, "traceback": [f"{ename}: {evalue}"]}
+
+
+def worker(nb_path: Path, out_path: Path, limits: Limits, slot: int, tests: list[str]) -> None:
+    """Run the notebook at nb_path, write {"cells": [...], "notes": [...], "stopped": ...} to out_path."""
+    import ctypes
+
+    import nbformat
+    from jupyter_client import KernelManager
+    from jupyter_client.kernelspec import KernelSpecManager
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans of the notebook stay ours
+    nb = nbformat.read(nb_path, as_version=4)
+    root = Path(tempfile.mkdtemp(prefix="buildgpt-sandbox-"))
+    work = root / "work"
+    uid = BASE_UID + slot if os.geteuid() == 0 and _others_can_run_python() else None
+    for d in (work / ".ipython" / "profile_default" / "startup", work / "runtime", work / ".config" / "matplotlib"):
+        d.mkdir(parents=True, exist_ok=True)
+    (work / ".ipython" / "profile_default" / "startup" / "00-buildgpt-guard.py").write_text(GUARD)
+    kernels = root / "kernels" / "buildgpt-sandbox"
+    kernels.mkdir(parents=True)
+    env = {
+        "HOME": str(work), "TMPDIR": str(work), "IPYTHONDIR": str(work / ".ipython"),
+        "JUPYTER_RUNTIME_DIR": str(work / "runtime"), "MPLCONFIGDIR": str(work / ".config" / "matplotlib"),
+        "MPLBACKEND": "Agg", "NBGRADER_EXECUTION": "autograde", "PYTHONDONTWRITEBYTECODE": "1",
+        "OMP_NUM_THREADS": str(limits.threads), "MKL_NUM_THREADS": str(limits.threads),
+        "OPENBLAS_NUM_THREADS": str(limits.threads), "TORCH_NUM_THREADS": str(limits.threads),
+        ENV_PREFIX + "WORKDIR": str(work), ENV_PREFIX + "MEMORY_MB": str(limits.memory_mb),
+        ENV_PREFIX + "PROCS": str(limits.max_procs), ENV_PREFIX + "FILE_MB": str(limits.file_mb),
+        ENV_PREFIX + "UID": str(uid if uid is not None else -1),
+    }
+    (kernels / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "autograder.sandbox", "kernel", "-f", "{connection_file}"],
+        "display_name": "buildgpt sandbox", "language": "python", "env": env}))
+    if uid is not None:
+        for path in [work, *work.rglob("*")]:
+            os.chown(path, uid, uid)
+    os.environ["JUPYTER_RUNTIME_DIR"] = str(work / "runtime")
+
+    km = KernelManager(kernel_name="buildgpt-sandbox", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(root / "kernels")]))
+    client = NotebookClient(nb, km=km, timeout=limits.cell_timeout, allow_errors=True, interrupt_on_timeout=False,
+                            startup_timeout=120, resources={"metadata": {"path": str(work)}})
+    watchdog = Watchdog(limits.max_procs, uid)
+    record = {"cells": [], "notes": [], "stopped": "", "tampered": [], "threads": []}
+    start = time.monotonic()
+    state = {"stopped": "", "cell_started": None, "limit": 0.0}
+    reply: dict = {}
+    client.on_cell_executed = lambda **kw: reply.update(kw)
+
+    def run_cell(cell, index, timeout):
+        """Run one cell; the supervisor below interrupts it after `timeout` seconds."""
+        client.timeout = int(timeout) + 60  # nbclient's own limit is only a backstop
+        state["token"] = state.get("token", 0) + 1
+        state["cell_started"], state["limit"] = time.monotonic(), timeout
+        own = nb.cells[index]
+        try:
+            client.execute_cell(cell, index)
+        finally:
+            state["cell_started"] = None
+            nb.cells[index] = own  # nbclient puts the cell it ran at `index`; a guard cell is not the notebook's
+        if state.pop("interrupted", None) == state["token"]:
+            cell.outputs.append(_error("TimeoutError", f"this cell ran longer than {timeout:.0f} s and was interrupted"))
+
+    def not_run(index, cell):
+        cell.outputs = [_error("NotRun", f"this cell did not run: {state['stopped']}")]
+        record["cells"].append({"index": index, "ran": False})
+
+    def guard(index, left) -> bool:
+        """Run the guard before a test cell; False when the notebook broke it."""
+        probe = nbformat.v4.new_code_cell(RESTORE)
+        run_cell(probe, index, min(60, left))
+        text = "".join(o.get("text", "") for o in probe.outputs if o.get("output_type") == "stream")
+        if "BUILDGPT-GUARD" not in text or any(o.get("output_type") == "error" for o in probe.outputs):
+            record["tampered"].append("the grader's guard could not run before a test cell")
+            return False
+        changed, threads = ast.literal_eval(text.split("BUILDGPT-GUARD", 1)[1].strip().splitlines()[0])
+        record["tampered"] += [c for c in changed if c not in record["tampered"]]
+        record["threads"] = sorted(set(record["threads"]) | set(threads))
+        return True
+
+    def execute():
+        with client.setup_kernel():
+            watchdog.start()
+            for index, cell in enumerate(nb.cells):
+                if cell.cell_type != "code":
+                    continue
+                left = limits.budget - (time.monotonic() - start)
+                if left <= 1 and not state["stopped"]:
+                    state["stopped"] = f"the notebook used up its time budget of {limits.budget:g} s"
+                if state["stopped"]:
+                    not_run(index, cell)
+                    continue
+                try:
+                    if cell.get("id") in tests and not guard(index, left):
+                        cell.outputs = [_error("GuardError", "the notebook broke the grader's guard; the test counts as failed")]
+                        record["cells"].append({"index": index, "ran": True, "status": "error"})
+                        continue
+                    reply.clear()
+                    run_cell(cell, index, min(limits.cell_timeout, left))
+                    failed = any(o.get("output_type") == "error" for o in cell.outputs)
+                    if not failed and (reply.get("execute_reply") or {}).get("content", {}).get("status", "ok") != "ok":
+                        cell.outputs.append(_error("Error", "the cell failed without showing an error"))
+                        failed = True
+                    record["cells"].append({"index": index, "ran": True, "status": "error" if failed else "ok"})
+                    if cell.get("id") in tests:
+                        run_cell(nbformat.v4.new_code_cell(SETTLE), index, 60)
+                except CellTimeoutError:
+                    cell.outputs.append(_error("TimeoutError", "this cell ran too long and its kernel stopped answering"))
+                    record["cells"].append({"index": index, "ran": True, "status": "error"})
+                    state["stopped"] = "a cell ran too long and its kernel stopped answering"
+                    _kill_all(uid)
+                except DeadKernelError:
+                    cell.outputs.append(_error("DeadKernelError", "the kernel died while this cell ran"))
+                    record["cells"].append({"index": index, "ran": True, "status": "error"})
+                    state["stopped"] = "the kernel died (the notebook exited, crashed or ran out of memory)"
+                if watchdog.tripped and not state["stopped"]:
+                    state["stopped"] = f"the notebook started more than {limits.max_procs} processes and was stopped"
+
+    def execute_safely():
+        try:
+            execute()
+        except Exception as exc:  # noqa: BLE001 - a kernel that never started, or died at start
+            state["stopped"] = state["stopped"] or f"the kernel could not run the notebook ({type(exc).__name__}: {exc})"
+
+    runner = threading.Thread(target=execute_safely, daemon=True)
+    runner.start()
+    tripped_at = interrupted_at = None
+    while runner.is_alive():  # the supervisor: time limits, and nbclient can wait forever on a killed kernel
+        runner.join(0.1)
+        now = time.monotonic()
+        if watchdog.tripped and tripped_at is None:
+            tripped_at = now
+        started, token = state["cell_started"], state.get("token")
+        if started is not None and now - started > state["limit"] and state.get("interrupted") != token:
+            state["interrupted"], interrupted_at = token, now
+            try:
+                km.interrupt_kernel()  # a plain infinite loop stops with KeyboardInterrupt; the notebook goes on
+            except Exception:  # noqa: BLE001 - already dead: the checks below see to it
+                pass
+        why = ""
+        if started is not None and now - started > 1 and not _alive(km):
+            why = "the kernel died (the notebook exited, crashed or ran out of memory)"
+        elif tripped_at is not None and now - tripped_at > 5:
+            why = f"the notebook started more than {limits.max_procs} processes and was stopped"
+        elif started is not None and state.get("interrupted") == token and now - interrupted_at > 10:
+            why = f"a cell ran past its {state['limit']:.0f} s limit and ignored the interrupt, so its kernel was killed"
+        elif now - start > limits.budget + 60:
+            why = f"the notebook used up its time budget of {limits.budget:g} s"
+        if why and runner.is_alive():
+            state["stopped"] = state["stopped"] or why
+            break
+    watchdog.stop.set()
+    _kill_all(uid)
+    if watchdog.tripped:
+        state["stopped"] = f"the notebook started more than {limits.max_procs} processes and was stopped"
+    done = {c["index"] for c in record["cells"]}
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and index not in done:
+            not_run(index, cell)
+    notes = work / "sandbox-notes.txt"
+    if notes.exists():
+        record["notes"] += [n for n in notes.read_text().splitlines() if n]
+    shutil.rmtree(root, ignore_errors=True)
+    record["stopped"] = state["stopped"]
+    record["seconds"] = round(time.monotonic() - start, 2)
+    record["notebook"] = nb
+    tmp = out_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record))
+    tmp.replace(out_path)
+    if runner.is_alive():
+        os._exit(0)  # the runner thread is stuck on a dead kernel's sockets
+
+
+# ----------------------------------------------------------------------------------------
+# The grader's side: many notebooks, `jobs` at a time
+
+
+@dataclass
+class Job:
+    key: str  # who and what, for the progress bar and errors
+    notebook: Path  # the clean copy to run
+    result: Path  # where the worker writes its record
+    tests: list[str]  # ids of the test cells (the guard runs before each)
+
+
+def run_many(jobs: list[Job], limits: Limits, workers: int, progress=None) -> dict[str, dict]:
+    """Run every job; return key -> record (a record with "stopped" set when a worker failed)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from queue import Queue
+
+    slots: Queue = Queue()
+    for k in range(max(1, workers)):
+        slots.put(k)
+    results: dict[str, dict] = {}
+
+    def one(job: Job) -> None:
+        slot = slots.get()
+        try:
+            results[job.key] = _run_worker(job, limits, slot)
+        finally:
+            slots.put(slot)
+            if progress is not None:
+                progress(job)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for future in [pool.submit(one, job) for job in jobs]:
+            future.result()
+    return results
+
+
+def _run_worker(job: Job, limits: Limits, slot: int) -> dict:
+    command = [sys.executable, "-m", "autograder.sandbox", "run", str(job.notebook), str(job.result),
+               "--slot", str(slot), "--tests", ",".join(job.tests), "--limits", json.dumps(asdict(limits))]
+    job.result.unlink(missing_ok=True)
+    deadline = limits.budget + 120  # the worker polices the budget; this catches a worker that hangs
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=deadline)
+    except subprocess.TimeoutExpired:
+        _kill_session(proc)
+        out = ""
+        return {"stopped": f"the notebook's worker did not finish within {deadline:g} s and was killed", "cells": []}
+    finally:
+        _kill_session(proc)
+    if job.result.exists():
+        try:
+            return json.loads(job.result.read_text())
+        except ValueError:
+            pass
+    last = (out or "").strip().splitlines()[-1:] or ["no output"]
+    return {"stopped": f"the notebook's worker failed ({last[0][:200]})", "cells": []}
+
+
+def _kill_session(proc) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "kernel":
+        kernel(argv[1:])
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m autograder.sandbox")
+    parser.add_argument("mode", choices=["run"])
+    parser.add_argument("notebook", type=Path)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--slot", type=int, default=0)
+    parser.add_argument("--tests", default="")
+    parser.add_argument("--limits", default="{}")
+    args = parser.parse_args(argv)
+    worker(args.notebook, args.out, Limits(**json.loads(args.limits)), args.slot, [t for t in args.tests.split(",") if t])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""Grading rate: `python -m autograder grade` on N synthetic students of one chapter.
+
+    python benchmarks/grading.py [--students 100] [--chapter 03-attention] [--jobs N] [--out DIR]
+
+The students are made from the chapter's release and its reference solutions: each answers a
+random subset of the exercises (seeded), a tenth of them through Colab (all metadata stripped,
+`Copy of NN-slug.ipynb`), a tenth with a duplicated answer cell. It then runs the real command
+once (preflight, sandboxed kernels, nbgrader's gradebook and feedback), checks that every
+student got exactly the points of the exercises it answered, and prints the wall time, notebooks
+per minute, the seconds per notebook and the machine's load average before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+import nbformat  # noqa: E402
+
+from autograder.chapters import (SOLUTION_MARKERS, answer_cells, course_config, list_chapters,  # noqa: E402
+                                 nbgrader_meta, source_notebook, strip_markers)
+from autograder.grade import grade  # noqa: E402
+from autograder.sandbox import Limits  # noqa: E402
+from autograder.selfcheck import chapter_tests  # noqa: E402
+
+
+def make_students(chapter, n: int, folder: Path, seed: int = 0) -> dict[str, float]:
+    """Write n submissions; return student -> the total each must get."""
+    rng = random.Random(seed)
+    source = source_notebook(chapter, course_config(ROOT))
+    answers = {nbgrader_meta(c)["grade_id"]: strip_markers(c.source, SOLUTION_MARKERS) for c in answer_cells(source)}
+    tests = {k: t for k, t in chapter_tests(chapter.slug).items() if not k.startswith("__")}
+    points = {t["exercise"]: 0.0 for t in tests.values()}
+    for t in tests.values():
+        points[t["exercise"]] += t["points"]
+    release = nbformat.read(chapter.student_notebook, as_version=4)
+    # An exercise's points need the exercises its solution uses: answer a prefix of the book's order.
+    order = list(answers)
+    expected = {}
+    for k in range(n):
+        student = f"student-{k:03d}"
+        solved = set(order[: rng.randint(0, len(order))])
+        nb = copy.deepcopy(release)
+        for cell in nb.cells:
+            gid = nbgrader_meta(cell).get("grade_id")
+            if gid in solved:
+                cell.source = answers[gid]
+        name = f"{chapter.slug}.ipynb"
+        if k % 10 == 3:  # through Colab
+            for cell in nb.cells:
+                cell.metadata = {}
+            nb.metadata = {}
+            name = f"Copy of {chapter.slug}.ipynb"
+        elif k % 10 == 7 and solved:  # a duplicated answer cell, the copy run last
+            i = next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade_id") in solved)
+            dup = copy.deepcopy(nb.cells[i])
+            dup.execution_count = 99
+            nb.cells.insert(i + 1, dup)
+        (folder / student).mkdir(parents=True)
+        nbformat.write(nb, folder / student / name)
+        expected[student] = sum(points[e] for e in solved)
+    return expected
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--students", type=int, default=100)
+    parser.add_argument("--chapter", default="03-attention")
+    parser.add_argument("--jobs", type=int, default=None, help="default: one per CPU core")
+    parser.add_argument("--out", type=Path, default=None, help="keep the grading folder here (default: a temporary one)")
+    args = parser.parse_args()
+    chapter = next((c for c in list_chapters(ROOT) if c.slug == args.chapter), None)
+    if chapter is None:
+        print(f"error: unknown chapter {args.chapter!r}", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="buildgpt-bench-") as tmp:
+        subs = Path(tmp) / "submissions"
+        out = args.out or Path(tmp) / "grading"
+        expected = make_students(chapter, args.students, subs)
+        load_before = os.getloadavg()
+        start = time.perf_counter()
+        grade(subs, out, jobs=args.jobs, limits=Limits(), log=lambda *a: None, progress=True)
+        wall = time.perf_counter() - start
+        load_after = os.getloadavg()
+        rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
+    wrong = [s for s, total in expected.items() if s not in rows or float(rows[s].get("total") or -1) != total]
+    jobs = args.jobs or os.cpu_count()
+    print(f"chapter {chapter.slug}: {args.students} students, {jobs} job(s), {os.cpu_count()} CPU core(s)")
+    print(f"wall time {wall:.1f} s; {args.students / wall * 60:.1f} notebooks per minute; "
+          f"{wall / args.students:.2f} s per notebook (wall) , {wall * jobs / args.students:.1f} core-seconds per notebook")
+    print("load average before: " + ", ".join(f"{x:.2f}" for x in load_before)
+          + "; after: " + ", ".join(f"{x:.2f}" for x in load_after))
+    print(f"scores exact for {args.students - len(wrong)} of {args.students} students"
+          + (f"; wrong: {', '.join(wrong[:5])}" if wrong else ""))
+    return 1 if wrong else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,340 @@
+"""The adversarial suite: damaged and malicious submissions, graded together in one batch by
+`python -m autograder grade`, each with the exact score it must get.
+
+Chapter 3 (attention) is the chapter: it runs in seconds. Its exercises and points:
+simple-attention 2, softmax 2, causal-mask 1, sdpa 4 (uses softmax), mha 5 (uses sdpa and
+causal-mask), compare-paths 2 (uses mha and causal-mask); 16 in all. Sabotage aims at
+simple-attention (nothing depends on it) or comes after the mha test (only compare-paths is
+left), so that every expected score below is exact.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import subprocess
+import sys
+import textwrap
+
+import nbformat
+import pytest
+
+from autograder.chapters import SOLUTION_MARKERS, nbgrader_meta, strip_markers
+from notebooks import CHAPTERS, ROOT, exercises
+
+CHAPTER = next(c for c in CHAPTERS if c.slug == "03-attention")
+SLUG = CHAPTER.slug
+POINTS = {"ex-03-simple-attention": 2, "ex-03-softmax": 2, "ex-03-causal-mask": 1, "ex-03-sdpa": 4,
+          "ex-03-mha": 5, "ex-03-compare-paths": 2}
+FULL = sum(POINTS.values())
+LIMITS = ["--timeout", "20", "--budget", "240", "--memory", "4096", "--max-procs", "16"]
+
+
+def release():
+    return nbformat.read(CHAPTER.student_notebook, as_version=4)
+
+
+def solved(nb, only=None, skip=()):
+    """Answer every exercise (or those in `only`) with the reference solution."""
+    answers = {gid: strip_markers(src, SOLUTION_MARKERS) for gid, src in exercises(CHAPTER)}
+    for cell in nb.cells:
+        gid = nbgrader_meta(cell).get("grade_id")
+        if gid in answers and (only is None or gid in only) and gid not in skip:
+            cell.source = answers[gid]
+    return nb
+
+
+def index_of(nb, grade_id):
+    return next(i for i, c in enumerate(nb.cells) if nbgrader_meta(c).get("grade_id") == grade_id)
+
+
+def set_answer(nb, exercise, source):
+    nb.cells[index_of(nb, exercise)].source = textwrap.dedent(source)
+    return nb
+
+
+def after_mha_test(nb, source):
+    """An extra cell of the student's right after the mha test: only compare-paths comes later."""
+    nb.cells.insert(index_of(nb, "test-03-mha") + 1, nbformat.v4.new_code_cell(textwrap.dedent(source)))
+    return nb
+
+
+def first(nb, source):
+    """An extra cell of the student's before the first exercise."""
+    nb.cells.insert(index_of(nb, "ex-03-simple-attention"), nbformat.v4.new_code_cell(textwrap.dedent(source)))
+    return nb
+
+
+def without(points, *exercises):
+    return points - sum(POINTS[e] for e in exercises)
+
+
+WRONG_SIMPLE = """
+import torch
+
+
+def simple_self_attention(x):
+    T = x.shape[-2]
+    return torch.zeros_like(x), torch.zeros(*x.shape[:-1], T)
+"""
+
+
+def cases(out_dir):
+    """student -> (file name, notebook or raw bytes, expected total or None for 'not graded', status part)."""
+    c = {}
+    c["perfect"] = (f"{SLUG}.ipynb", solved(release()), FULL, "graded")
+    c["untouched"] = (f"{SLUG}.ipynb", release(), 0, "graded")
+    c["half"] = (f"{SLUG}.ipynb", solved(release(), only={"ex-03-simple-attention", "ex-03-softmax", "ex-03-causal-mask"}),
+                 5, "graded")
+
+    # Damaged by editors and browsers
+    nb = solved(release())
+    for cell in nb.cells:
+        cell.metadata = {}
+    nb.metadata = {}
+    c["colab-metadata-stripped"] = (f"Copy of {SLUG}.ipynb", nb, FULL, "repaired")
+    c["renamed-by-browser"] = (f"{SLUG} (1).ipynb", solved(release()), FULL, "repaired")
+    nb = solved(release())
+    c["name-says-nothing"] = ("homework-final.ipynb", nb, FULL, "repaired")
+    nb = solved(release())
+    for cell in nb.cells:
+        cell.metadata = {}
+    nb.metadata = {}
+    c["no-name-no-metadata"] = ("homework.ipynb", nb, None, "neither its name nor its metadata")
+    c["not-json"] = (f"{SLUG}.ipynb", b"{ this is not json", None, "not a notebook")
+    c["empty-notebook"] = (f"{SLUG}.ipynb", nbformat.v4.new_notebook(), None, "none of the cells")
+
+    nb = solved(release())
+    i = index_of(nb, "ex-03-simple-attention")
+    old = copy.deepcopy(nb.cells[i])
+    old.execution_count = 3
+    nb.cells[i].source, nb.cells[i].execution_count = textwrap.dedent(WRONG_SIMPLE), 9  # run last: it counts
+    nb.cells.insert(i, old)
+    c["duplicated-answer-last-run-wrong"] = (f"{SLUG}.ipynb", nb, without(FULL, "ex-03-simple-attention"), "repaired")
+
+    nb = solved(release())
+    t = index_of(nb, "test-03-sdpa")
+    for _ in range(2):
+        nb.cells.insert(t, copy.deepcopy(nb.cells[t]))
+    c["duplicated-test-cells"] = (f"{SLUG}.ipynb", nb, FULL, "repaired")
+
+    nb = solved(release())
+    for test in ("test-03-softmax", "test-03-mha"):
+        del nb.cells[index_of(nb, test)]
+    c["deleted-test-cells"] = (f"{SLUG}.ipynb", nb, FULL, "repaired")
+
+    nb = set_answer(solved(release()), "ex-03-simple-attention", WRONG_SIMPLE)
+    nb.cells[index_of(nb, "test-03-simple-attention")].source = "print('all tests passed')"
+    c["edited-test-cell"] = (f"{SLUG}.ipynb", nb, without(FULL, "ex-03-simple-attention"), "repaired")
+
+    nb = solved(release())
+    moved = nb.cells.pop(index_of(nb, "ex-03-causal-mask"))
+    nb.cells.append(moved)  # the answer now sits after its test and after everything that uses it
+    c["moved-answer-cell"] = (f"{SLUG}.ipynb", nb, FULL, "repaired")
+
+    nb = set_answer(solved(release()), "ex-03-simple-attention", """
+        def simple_self_attention(x):
+            return my_helper(x)
+        """)
+    nb.cells.insert(index_of(nb, "ex-03-simple-attention"), nbformat.v4.new_code_cell(textwrap.dedent("""
+        import torch
+
+        def my_helper(x):
+            weights = torch.softmax(x @ x.transpose(-2, -1), dim=-1)
+            return weights @ x, weights
+        """)))
+    c["extra-student-cells"] = (f"{SLUG}.ipynb", nb, FULL, "repaired")
+
+    # Code that misbehaves
+    c["sys-exit"] = (f"{SLUG}.ipynb", set_answer(solved(release()), "ex-03-simple-attention", """
+        import sys
+        sys.exit("bye")
+        """), without(FULL, "ex-03-simple-attention"), "graded")
+    c["os-exit"] = (f"{SLUG}.ipynb", after_mha_test(solved(release()), "import os\nos._exit(0)"),
+                    without(FULL, "ex-03-compare-paths"), "stopped")
+    c["kernel-killed"] = (f"{SLUG}.ipynb", after_mha_test(solved(release()), "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"),
+                          without(FULL, "ex-03-compare-paths"), "stopped")
+    c["infinite-loop"] = (f"{SLUG}.ipynb", set_answer(solved(release()), "ex-03-simple-attention", """
+        while True:
+            pass
+        """), without(FULL, "ex-03-simple-attention"), "graded")
+    c["loop-ignoring-interrupts"] = (f"{SLUG}.ipynb", after_mha_test(solved(release()), """
+        while True:
+            try:
+                while True:
+                    pass
+            except BaseException:
+                pass
+        """), without(FULL, "ex-03-compare-paths"), "stopped")
+    c["memory-bomb"] = (f"{SLUG}.ipynb", set_answer(solved(release()), "ex-03-simple-attention", """
+        hoard = []
+        while True:
+            hoard.append(bytearray(256 * 1024 * 1024))
+        """), without(FULL, "ex-03-simple-attention"), "graded")
+    c["fork-bomb"] = (f"{SLUG}.ipynb", after_mha_test(solved(release()), """
+        import os, time
+        while True:
+            if os.fork() == 0:
+                time.sleep(120)
+                os._exit(0)
+        """), without(FULL, "ex-03-compare-paths"), "stopped")
+
+    # Cheating
+    c["monkeypatch-torch-and-builtins"] = (f"{SLUG}.ipynb", first(set_answer(solved(release()), "ex-03-simple-attention", WRONG_SIMPLE), """
+        import builtins, torch, torch.testing
+        torch.allclose = lambda *args, **kwargs: True
+        torch.equal = lambda *args, **kwargs: True
+        torch.Tensor.allclose = lambda *args, **kwargs: True
+        torch.testing.assert_close = lambda *args, **kwargs: None
+        builtins.all = lambda *args: True
+        builtins.AssertionError = type("Quiet", (Exception,), {})
+        """), without(FULL, "ex-03-simple-attention"), "flagged")
+    c["always-equal-tensor"] = (f"{SLUG}.ipynb", set_answer(solved(release()), "ex-03-simple-attention", """
+        import torch
+
+
+        class Yes(torch.Tensor):
+            \"\"\"A tensor that equals everything and is close to everything.\"\"\"
+
+            def __eq__(self, other):
+                return True
+
+            @classmethod
+            def __torch_function__(cls, func, types, args=(), kwargs=None):
+                if func in (torch.allclose, torch.equal, torch.Tensor.allclose, torch.Tensor.equal):
+                    return True
+                with torch._C.DisableTorchFunctionSubclass():
+                    result = func(*args, **(kwargs or {}))
+                return result.as_subclass(cls) if isinstance(result, torch.Tensor) else result
+
+
+        def simple_self_attention(x):
+            T = x.shape[-2]
+            return torch.zeros_like(x).as_subclass(Yes), torch.zeros(*x.shape[:-1], T).as_subclass(Yes)
+        """), without(FULL, "ex-03-simple-attention"), "graded")
+    c["fake-passed-prints"] = (f"{SLUG}.ipynb", first(release(), """
+        for name in ["simple-attention", "softmax", "causal-mask", "sdpa", "mha", "compare-paths"]:
+            print(f"test-03-{name}: passed")
+        print("16 / 16")
+        """), 0, "graded")
+    c["swallowed-exceptions"] = (f"{SLUG}.ipynb", first(release(), """
+        import sys
+        get_ipython().set_custom_exc((BaseException,), lambda *args, **kwargs: None)
+        sys.excepthook = lambda *args: None
+        """), 0, "graded")
+    grades = out_dir / "grades.csv"
+    c["writes-grading-files"] = (f"{SLUG}.ipynb", first(solved(release()), f"""
+        import pathlib
+        for target in [{str(grades)!r}, {str(out_dir / 'course' / 'gradebook.db')!r}, {str(out_dir.parent / 'subs' / 'perfect' / (SLUG + '.ipynb'))!r}]:
+            try:
+                pathlib.Path(target).write_text("student,chapter,total\\nwrites-grading-files,{SLUG},1000\\n")
+                print("WROTE", target)
+            except OSError as error:
+                print("refused:", error)
+        """), FULL, "graded")
+    return c
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    base = tmp_path_factory.mktemp("adversarial")
+    subs, out = base / "subs", base / "out"
+    expected = cases(out)
+    for student, (name, content, _, _) in expected.items():
+        (subs / student).mkdir(parents=True)
+        if isinstance(content, bytes):
+            (subs / student / name).write_bytes(content)
+        else:
+            nbformat.write(content, subs / student / name)
+    command = [sys.executable, "-m", "autograder", "grade", str(subs), "--out", str(out), "--no-progress", *LIMITS]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
+    return {"subs": subs, "out": out, "result": result, "rows": rows, "expected": expected, "command": command}
+
+
+def test_the_batch_never_crashes(batch):
+    result = batch["result"]
+    assert "Traceback" not in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]
+    assert result.returncode == 1, "unrepairable submissions make the exit code 1"
+    assert len(batch["expected"]) >= 15 + 3, "at least 15 kinds of damaged or malicious submissions, besides honest ones"
+
+
+@pytest.mark.parametrize("student", [
+    "perfect", "untouched", "half", "colab-metadata-stripped", "renamed-by-browser", "name-says-nothing",
+    "no-name-no-metadata", "not-json", "empty-notebook", "duplicated-answer-last-run-wrong", "duplicated-test-cells",
+    "deleted-test-cells", "edited-test-cell", "moved-answer-cell", "extra-student-cells", "sys-exit", "os-exit",
+    "kernel-killed", "infinite-loop", "loop-ignoring-interrupts", "memory-bomb", "fork-bomb",
+    "monkeypatch-torch-and-builtins", "always-equal-tensor", "fake-passed-prints", "swallowed-exceptions",
+    "writes-grading-files"])
+def test_each_submission_gets_its_exact_score(batch, student):
+    _, _, total, status = batch["expected"][student]
+    row = batch["rows"].get(student)
+    assert row is not None, f"{student} is missing from grades.csv: never a silent loss"
+    if total is None:
+        assert row["status"].startswith("not graded") and status in row["status"], row
+        assert student in (batch["out"] / "report.txt").read_text()
+        return
+    assert row["status"].startswith("graded") and status in row["status"], f"{student}: {row['status']}"
+    assert float(row["max"]) == FULL
+    assert float(row["total"]) == total, f"{student}: expected {total}, got {row['total']} ({row})"
+
+
+def test_honest_students_are_untouched_by_the_others(batch):
+    """The honest students' rows are exactly what they would get alone (perfect, nothing, half)."""
+    rows = batch["rows"]
+    assert rows["perfect"]["status"] == "graded" and float(rows["perfect"]["total"]) == FULL
+    for exercise, points in POINTS.items():
+        assert float(rows["perfect"][exercise]) == points
+        assert float(rows["untouched"][exercise]) == 0
+        want = points if exercise in ("ex-03-simple-attention", "ex-03-softmax", "ex-03-causal-mask") else 0
+        assert float(rows["half"][exercise]) == want, exercise
+    original = nbformat.read(batch["subs"] / "perfect" / f"{SLUG}.ipynb", as_version=4)
+    assert original.cells, "a student's code cannot overwrite another student's submission"
+
+
+def test_student_code_cannot_touch_the_grading_files(batch):
+    graded = nbformat.read(batch["out"] / "course" / "autograded" / "writes-grading-files" / SLUG / f"{SLUG}.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in graded.cells if c.cell_type == "code" for o in c.outputs)
+    assert "WROTE" not in printed, f"the sandbox let student code write outside its throwaway folder: {printed[:500]}"
+    assert printed.count("refused:") == 3, printed[:1000]
+    assert "writes-grading-files,03-attention,1000" not in (batch["out"] / "grades.csv").read_text()
+
+
+def test_report_says_what_was_repaired_and_stopped(batch):
+    report = (batch["out"] / "report.txt").read_text()
+    for words in ("metadata was missing", "appears 3 times", "was deleted; put back", "was edited",
+                  "was read as chapter", "cells were moved", "extra code cell", "processes", "ignored the interrupt",
+                  "the kernel died", "torch.allclose", "builtins.all"):
+        assert words in report, f"report.txt does not mention {words!r}"
+    assert (batch["out"] / "preflight" / "colab-metadata-stripped.txt").exists()
+
+
+def test_feedback_for_every_graded_student(batch):
+    for student, (_, _, total, _) in batch["expected"].items():
+        if total is not None:
+            assert (batch["out"] / "feedback" / student / f"{SLUG}.html").exists(), student
+
+
+def test_rerun_grades_only_what_changed(batch):
+    subs, out = batch["subs"], batch["out"]
+    before = (out / "grades.csv").read_text()
+    nb = solved(release())
+    (subs / "late-student").mkdir()
+    nbformat.write(nb, subs / "late-student" / f"{SLUG}.ipynb")
+    result = subprocess.run(batch["command"], cwd=ROOT, capture_output=True, text=True)
+    assert "(1 run now," in result.stdout, result.stdout[-2000:]
+    rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
+    assert float(rows["late-student"]["total"]) == FULL
+    old = {r["student"]: r for r in csv.DictReader(before.splitlines())}
+    for student, row in old.items():
+        assert rows[student] == row, f"{student}'s row changed on a re-run"
+
+
+def test_plain_nbgrader_still_grades_the_course(batch, tmp_path):
+    """Instructors can run nbgrader themselves on the generated course: the repaired copies are there."""
+    sub = batch["out"] / "course" / "submitted" / "colab-metadata-stripped" / SLUG / f"{SLUG}.ipynb"
+    nb = nbformat.read(sub, as_version=4)
+    ids = [nbgrader_meta(c).get("grade_id") for c in nb.cells if nbgrader_meta(c).get("grade_id")]
+    assert sorted(ids) == sorted(list(POINTS) + ["test-" + e[3:] for e in POINTS]), ids
+    assert json.loads((batch["out"] / "course" / "sandbox" / "colab-metadata-stripped" / SLUG / "status.json").read_text())
