@@ -527,3 +527,122 @@ def attention_explorer(model: nn.Module, encode, decode, sentences: list[str], l
     explorer = _Explorer([widgets.HTML(_ATT_STYLE), *controls, legend, sentence_stack])
     explorer.fallback_html = _ATT_STYLE + built[0][1][0].children[0].value
     return explorer
+
+
+# --- Chapter 5: the sampling explorer -------------------------------------------------------------
+
+_SAMPLE_STYLE = (
+    "<style>"
+    ".bgt-smp{font-family:system-ui,sans-serif;font-size:13px}"
+    ".bgt-smp table{border-collapse:collapse;margin:4px 0}"
+    ".bgt-smp td{padding:1px 6px;vertical-align:middle}"
+    ".bgt-smp td.t{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:pre;text-align:right}"
+    ".bgt-smp .bar{display:inline-block;height:12px;background:#2563eb;border-radius:2px;vertical-align:middle}"
+    ".bgt-smp .bar.m{background:#cbd5e1}"
+    ".bgt-smp tr.cut td{color:#9ca3af}"
+    ".bgt-smp pre{white-space:pre-wrap;background:#f8fafc;border:1px solid #e5e7eb;border-radius:4px;"
+    "padding:6px;margin:4px 0;font-size:12px}"
+    ".bgt-smp .note{color:#555;margin:4px 0}"
+    "</style>"
+)
+
+
+def _sampling_view(prompt: str, model_probs: list[float], probs: list[float], decode, sample: str,
+                   label: str, rows: int) -> str:
+    """HTML of one setting: the most likely next tokens (model's and adjusted probabilities) and a sample."""
+    order = sorted(range(len(model_probs)), key=lambda i: -model_probs[i])[:rows]
+    kept = sum(p > 0 for p in probs)
+    lines = []
+    for i in order:
+        shown = _char_label(decode([i]))
+        cut = probs[i] == 0
+        lines.append(
+            f'<tr class="{"cut" if cut else ""}"><td class="t">{html.escape(shown)}</td>'
+            f'<td><span class="bar m" style="width:{200 * model_probs[i]:.1f}px"></span></td>'
+            f'<td>{100 * model_probs[i]:.1f}%</td>'
+            f'<td><span class="bar" style="width:{200 * probs[i]:.1f}px"></span></td>'
+            f'<td>{"cut" if cut else f"{100 * probs[i]:.1f}%"}</td></tr>')
+    return (f'<div class="bgt-smp"><div class="note"><b>{html.escape(label)}</b>: {kept} of {len(probs)} tokens '
+            f"can be drawn. The next token after the prompt, the {rows} most likely:</div>"
+            '<table><tr><td></td><td colspan="2">model (temperature 1)</td><td colspan="2">sampled from</td></tr>'
+            + "".join(lines) + "</table>"
+            f'<div class="note">A sample with these settings (seed 0):</div><pre><b>{html.escape(prompt)}</b>'
+            f"{html.escape(sample)}</pre></div>")
+
+
+@torch.no_grad()
+def sampling_explorer(model: nn.Module, encode, decode, prompts: list[str],
+                      temperatures: Sequence[float] = (0.0, 0.5, 0.8, 1.0, 1.5),
+                      top_ks: Sequence[int | None] = (None, 5, 20), top_ps: Sequence[float | None] = (None, 0.9, 0.6),
+                      sample_tokens: int = 120, rows: int = 12, seed: int = 0) -> widgets.Widget:
+    """The next-token distribution, and a sample, as temperature, top-k and top-p change.
+
+    model: a buildgpt GPT (forward(ids (B, T)) -> logits (B, T, V), .config.context_length);
+    encode(text) -> ids and decode(ids) -> text: its tokenizer. Every combination of the settings is
+    computed now (one batch per prompt), so the selectors work on the website without a kernel; with
+    the defaults that is 45 views per prompt, so keep prompts to two or three.
+    """
+    from buildgpt.sampling import next_token_probs
+
+    if not prompts:
+        raise ValueError("give at least one prompt")
+    settings = [(t, k, p) for t in temperatures for k in top_ks for p in top_ps]
+    context = model.config.context_length
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    pages = []
+    for prompt in prompts:
+        ids = torch.tensor([encode(prompt)] * len(settings), dtype=torch.long, device=device)
+        first = model(ids[:1, -context:])[:, -1, :].float()
+        model_probs = torch.softmax(first, dim=-1)[0].tolist()
+        views = [next_token_probs(first, t, k, p)[0].tolist() for t, k, p in settings]
+        generator = torch.Generator().manual_seed(seed)
+        for _ in range(sample_tokens):
+            logits = model(ids[:, -context:])[:, -1, :].float().cpu()
+            next_ids = []
+            for row, (t, k, p) in enumerate(settings):
+                probs = next_token_probs(logits[row:row + 1], t, k, p)
+                next_ids.append(int(torch.multinomial(probs, 1, generator=generator)) if t > 0 else int(probs.argmax()))
+            ids = torch.cat([ids, torch.tensor(next_ids, device=device).unsqueeze(1)], dim=1)
+        samples = [decode(row[len(encode(prompt)):].tolist()) for row in ids]
+        html_views = {}
+        for (t, k, p), probs, sample in zip(settings, views, samples):
+            label = f"temperature {t:g}" + (" (greedy: top-k and top-p do not matter)" if t == 0 else
+                                            f", top-k {k or 'off'}, top-p {p or 'off'}")
+            html_views[(t, k, p)] = _sampling_view(prompt, model_probs, probs, decode, sample, label, rows)
+        by_t = [widgets.Stack([widgets.Stack([widgets.HTML(html_views[(t, k, p)]) for p in top_ps], selected_index=0)
+                               for k in top_ks], selected_index=0) for t in temperatures]
+        pages.append(widgets.Stack(by_t, selected_index=0))
+    model.train(was_training)
+
+    def toggles(values, name):
+        return widgets.ToggleButtons(options=[(name(v), i) for i, v in enumerate(values)], value=0,
+                                     style={"button_width": "auto"})
+
+    t_start = list(temperatures).index(1.0) if 1.0 in temperatures else 0
+    t_selector = toggles(temperatures, lambda v: f"{v:g}")
+    k_selector = toggles(top_ks, lambda v: "off" if v is None else str(v))
+    p_selector = toggles(top_ps, lambda v: "off" if v is None else f"{v:g}")
+    for page in pages:
+        page.selected_index = t_start
+        widgets.jslink((t_selector, "index"), (page, "selected_index"))
+        for k_stack in page.children:
+            widgets.jslink((k_selector, "index"), (k_stack, "selected_index"))
+            for p_stack in k_stack.children:
+                widgets.jslink((p_selector, "index"), (p_stack, "selected_index"))
+    t_selector.value = t_start
+    prompt_selector = widgets.Dropdown(options=[(repr(p)[1:-1], i) for i, p in enumerate(prompts)], value=0,
+                                       layout=widgets.Layout(width="auto"))
+    prompt_stack = widgets.Stack(pages, selected_index=0)
+    widgets.jslink((prompt_selector, "index"), (prompt_stack, "selected_index"))
+
+    def labeled(label: str, control: widgets.Widget) -> widgets.HBox:  # labels beside, not descriptions (MathJax)
+        return widgets.HBox([widgets.HTML(f"<b>{label}</b>", layout=widgets.Layout(width="90px")), control])
+
+    explorer = _Explorer([widgets.HTML(_SAMPLE_STYLE), labeled("prompt", prompt_selector),
+                          labeled("temperature", t_selector), labeled("top-k", k_selector),
+                          labeled("top-p", p_selector), prompt_stack])
+    first_view = pages[0].children[t_start].children[0].children[0].value
+    explorer.fallback_html = _SAMPLE_STYLE + first_view
+    return explorer

@@ -1,0 +1,176 @@
+"""Pretrain a GPT on a text file (chapter 5).
+
+Examples:
+  python -m buildgpt train --data datasets/tinyshakespeare.txt --preset char-small --out runs/shakespeare
+  python -m buildgpt train --out runs/shakespeare --resume          # continue where it stopped
+  python -m buildgpt train --data datasets/tinyshakespeare.txt --preset char-tiny --max-steps 200 --out runs/quick
+
+--data is a UTF-8 text file (tokenized once into OUT/corpus/, with --tokenizer char, bpe or gpt2)
+or a folder prepared by buildgpt.data.prepare_corpus. Every --eval-interval steps the run
+evaluates on the validation split and writes OUT/ckpt.pt (model, optimizer, step, RNG states,
+config, tokenizer) and OUT/metrics.json. Ctrl-C finishes the current step, saves, and exits;
+--resume continues it with identical results. A NaN or infinite loss stops the run and keeps
+the last good checkpoint. On a CPU that other programs keep busy, --threads 1 is often faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import fields
+from pathlib import Path
+
+from buildgpt.commands import CommandError
+
+BOOK_PRESET = "char-small"
+# The book's default training settings for the char presets (benchmarks/pretrain.py measures them).
+BOOK_TRAINING = dict(max_steps=600, batch_size=32, grad_accum=1, lr=2e-3, min_lr=2e-4, warmup_steps=50,
+                     weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0, eval_interval=100, eval_iters=10)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, help="a text file, or a prepared corpus folder (not needed with --resume)")
+    parser.add_argument("--out", type=Path, required=True, help="the run folder: ckpt.pt, metrics.json, corpus/")
+    parser.add_argument("--preset", default=BOOK_PRESET, help=f"model shape from buildgpt.model.PRESETS (default {BOOK_PRESET})")
+    parser.add_argument("--tokenizer", choices=["char", "bpe", "gpt2"], default="char",
+                        help="how to tokenize a text file (default char)")
+    parser.add_argument("--vocab-size", type=int, help="vocabulary size for --tokenizer bpe (default 1024)")
+    parser.add_argument("--context-length", type=int, help="override the preset's context length")
+    parser.add_argument("--dropout", type=float, help="override the preset's dropout")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its ckpt.pt")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (the fastest here; default)")
+    parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
+    parser.add_argument("--export", type=Path, help="at the end, also write a weights-only checkpoint here (no optimizer)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    parser.add_argument("--time-limit", type=float, metavar="SECONDS", dest="time_limit_s",
+                        help="stop (evaluate and save) after this much wall time")
+    group = parser.add_argument_group("training (defaults: the book's run)")
+    for name, default in BOOK_TRAINING.items():
+        group.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=None,
+                           help=f"default {default}")
+    group.add_argument("--seed", type=int, default=None, help="default 1337")
+    group.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+
+
+def _prepare(data: Path, out: Path, tokenizer: str, vocab_size: int | None) -> Path:
+    from buildgpt.data import prepare_corpus
+
+    if data.is_dir():
+        if not (data / "meta.json").is_file():
+            raise CommandError(f"{data} is a folder without meta.json; pass a text file or a folder made by prepare_corpus")
+        return data
+    if not data.is_file():
+        raise CommandError(f"{data} does not exist; pass a UTF-8 text file such as datasets/tinyshakespeare.txt")
+    corpus = out / "corpus"
+    meta_path = corpus / "meta.json"
+    if meta_path.is_file():
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if meta.get("source") == data.name and meta.get("tokenizer") == tokenizer:
+            return corpus
+    try:
+        prepare_corpus(data, corpus, tokenizer, vocab_size)
+    except UnicodeDecodeError:
+        raise CommandError(f"{data} is not UTF-8 text; pass a text file") from None
+    return corpus
+
+
+def tokenizer_meta(corpus: Path, meta: dict) -> dict:
+    """What a checkpoint stores to rebuild the corpus's tokenizer (buildgpt.checkpoint.tokenizer_from_meta)."""
+    if meta["tokenizer"] == "char":
+        return {"kind": "char", "vocab": meta["vocab"]}
+    if meta["tokenizer"] == "bpe":
+        return {"kind": "bpe", "data": json.loads((corpus / meta["tokenizer_file"]).read_text(encoding="utf-8"))}
+    return {"kind": "gpt2"}
+
+
+def _print_eval(history: dict) -> None:
+    last = history["evals"][-1]
+    print(f"step {last['step']}: train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f} "
+          f"({last['wall_s']:.0f} s)", flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from buildgpt.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
+    from buildgpt.data import load_corpus, resolve_device
+    from buildgpt.model import GPT, GPTConfig
+    from buildgpt.trainer import NonFiniteLoss, TrainConfig, train
+
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out} is a file; give a folder for the run (e.g. runs/NAME)")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CommandError(f"--threads must be at least 1; got {args.threads}")
+        torch.set_num_threads(args.threads)
+    device = resolve_device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else resolve_device(args.device)
+
+    overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+                 if getattr(args, f.name, None) is not None}
+    if args.resume:
+        if not (out / CHECKPOINT_FILE).is_file():
+            raise CommandError(f"there is nothing to resume in {out} (no {CHECKPOINT_FILE}); start the run without --resume")
+        state = load_checkpoint(out / CHECKPOINT_FILE)
+        run_info = state["extra"].get("run")
+        if not run_info:
+            raise CommandError(f"{out / CHECKPOINT_FILE} was not written by the train command, so it cannot be resumed")
+        corpus = Path(run_info["corpus"])
+        model_config = GPTConfig(**state["config"])
+        train_settings = {**state["extra"]["history"]["config"], **overrides}
+    else:
+        if args.data is None:
+            raise CommandError("--data is required for a new run; pass a text file such as datasets/tinyshakespeare.txt")
+        if (out / CHECKPOINT_FILE).is_file():
+            raise CommandError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+        corpus = _prepare(args.data, out, args.tokenizer, args.vocab_size)
+        _, _, meta = load_corpus(corpus)
+        shape = {"vocab_size": meta["vocab_size"]}
+        if args.context_length is not None:
+            shape["context_length"] = args.context_length
+        if args.dropout is not None:
+            shape["dropout"] = args.dropout
+        model_config = GPTConfig.from_preset(args.preset, **shape)
+        train_settings = {**BOOK_TRAINING, **overrides}
+    train_ids, val_ids, meta = load_corpus(corpus)
+    if model_config.vocab_size < meta["vocab_size"]:
+        raise CommandError(f"the model's vocabulary ({model_config.vocab_size}) is smaller than the corpus's "
+                           f"({meta['vocab_size']}); use the corpus the run was started with")
+    config = TrainConfig(**train_settings)
+    tok_meta = tokenizer_meta(corpus, meta)
+    torch.manual_seed(config.seed)
+    model = GPT(model_config)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"{'resuming' if args.resume else 'training'} a {n_params / 1e6:.2f}M-parameter GPT "
+          f"({model_config.n_layers} layers, d_model {model_config.d_model}, context {model_config.context_length}) "
+          f"on {meta['train_tokens']:,} {meta['tokenizer']} tokens, device {device}, into {out}")
+    if not args.resume:  # the check every run makes: a fresh model's loss is close to ln(vocab_size)
+        import math
+
+        from buildgpt.data import get_batch
+        from buildgpt.losses import cross_entropy
+
+        x, y = get_batch(train_ids, config.batch_size, model_config.context_length, device,
+                         generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            first = cross_entropy(model.to(device).eval()(x), y).item()
+        print(f"loss at initialization {first:.3f}; a fresh model should be near ln(vocab_size) = "
+              f"ln({model_config.vocab_size}) = {math.log(model_config.vocab_size):.3f}")
+    try:
+        history = train(model, train_ids, val_ids, config, out_dir=out, tokenizer_meta=tok_meta, resume=args.resume,
+                        device=device, progress=not args.no_progress, on_eval=_print_eval if args.no_progress else None,
+                        run_info={"corpus": str(corpus.resolve()), "command": "train"})
+    except NonFiniteLoss as exc:
+        raise CommandError(str(exc)) from None
+    last = history["evals"][-1]
+    print(f"step {last['step']}: train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f}; "
+          f"{history['tokens_per_s']:,.0f} tokens/s; checkpoint {out / CHECKPOINT_FILE}")
+    if history["stopped"] == "interrupted":
+        print(f"stopped by Ctrl-C at step {last['step']}; continue with: python -m buildgpt train --out {out} --resume")
+        return 130
+    if args.export is not None:
+        export = save_checkpoint(args.export, model=model, tokenizer_meta=tok_meta, step=last["step"],
+                                 extra={"history": history, "command": "train"})
+        print(f"wrote the weights-only checkpoint {export} ({os.path.getsize(export) / 1e6:.1f} MB)")
+    return 0
