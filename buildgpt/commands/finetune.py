@@ -10,8 +10,11 @@ counts the prompt too). Written to --out:
   history.json       train and validation loss at every evaluation
   test-answers.json  the model's answers to the test split, with automatic format checks
 
-  python -m buildgpt finetune --ckpt runs/shakespeare --data datasets/instruction-data.json --out runs/instruct
-  python -m buildgpt finetune --ckpt gpt2 --lora-rank 8 --steps 500 --out runs/gpt2-lora
+  python -m buildgpt finetune --ckpt small-char.pt --data datasets/instruction-data.json --out runs/instruct
+  python -m buildgpt finetune --ckpt gpt2 --lora-rank 16 --steps 240 --out runs/gpt2-lora
+
+The tokenizer must have an end-of-text token, so the model can learn to stop: GPT-2's has one; a
+character checkpoint needs "\x03" in its vocabulary (chapter 7 explains why and builds one).
 """
 
 from __future__ import annotations
