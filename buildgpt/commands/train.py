@@ -124,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError("--data is required for a new run; pass a text file such as datasets/tinyshakespeare.txt")
         if (out / CHECKPOINT_FILE).is_file():
             raise CommandError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+        from buildgpt.model import PRESETS
+
+        if args.preset not in PRESETS:  # before the corpus is tokenized, not after
+            raise CommandError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
         corpus = _prepare(args.data, out, args.tokenizer, args.vocab_size)
         _, _, meta = load_corpus(corpus)
         shape = {"vocab_size": meta["vocab_size"]}
