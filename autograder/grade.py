@@ -230,7 +230,7 @@ def _status(pre: Preflight, record: dict) -> str:
 
 
 def _report_lines(pre: Preflight, record: dict) -> list[str]:
-    lines = list(pre.notes)
+    lines = pre.notes + pre.info
     if record.get("stopped"):
         lines.append(f"stopped early: {record['stopped']}; the tests after that point count as failed")
     for t in record.get("tampered") or []:

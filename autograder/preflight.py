@@ -34,7 +34,8 @@ class Preflight:
     student: str
     file: str
     chapter: str = ""
-    notes: list[str] = field(default_factory=list)  # what was found and done, one sentence each
+    notes: list[str] = field(default_factory=list)  # what was repaired, one sentence each
+    info: list[str] = field(default_factory=list)  # what was found and is no repair (the student's own cells)
     fatal: str = ""  # why it cannot be graded; empty when it can
     submission: object = None  # the clean notebook for nbgrader's submitted/ (released test cells)
     executable: object = None  # the same with the hidden tests in the test cells, for the sandbox
@@ -237,7 +238,7 @@ def build(pre: Preflight, nb, release, source) -> Preflight:
             follows.setdefault(anchor, []).append(j)
             extras += nb.cells[j].cell_type == "code"
     if extras:
-        pre.notes.append(f"{extras} extra code cell(s) of the student's own were kept where they were")
+        pre.info.append(f"{extras} extra code cell(s) of the student's own were kept where they were")
     demo_missing = [i for i, c in enumerate(rel) if c.cell_type == "code" and i not in answers.values()
                     and i not in tests.values() and not any(release_index(k) == i for k in kinds)]
     if demo_missing:
@@ -321,5 +322,5 @@ def report_text(pre: Preflight) -> str:
     lines = [f"{pre.file} ({pre.chapter or 'no chapter'}):"]
     if pre.fatal:
         lines.append(f"  NOT GRADED: {pre.fatal}")
-    lines += [f"  - {n}" for n in pre.notes] or ["  - nothing to repair"]
+    lines += [f"  - {n}" for n in pre.notes + pre.info] or ["  - nothing to repair"]
     return "\n".join(lines)

@@ -208,6 +208,18 @@ RESTORE = ("import sys as _s\n"
 # The kernel's launcher
 
 
+def landlock_abi() -> int:
+    """The Landlock ABI version of this Linux; 0 when it has none (then files are not fenced)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        return max(0, libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1)))
+    except (OSError, AttributeError):
+        return 0
+
+
 def _landlock(writable: list[str]) -> str:
     """Forbid writing anywhere but under `writable` (and its children); return '' or why not."""
     import ctypes

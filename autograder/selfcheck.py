@@ -198,7 +198,7 @@ def clean_copy(path: Path, nb, chapter: str):
     if release is not None:
         pre = build(Preflight("", path.name, chapter), nb, release, source)
         if not pre.fatal:
-            return pre.executable, pre.test_ids, pre.notes
+            return pre.executable, pre.test_ids, pre.notes + pre.info
         notes.append(pre.fatal)
     missing = restore_tests(nb, chapter)
     for i, cell in enumerate(nb.cells):

@@ -21,6 +21,7 @@ import nbformat
 import pytest
 
 from autograder.chapters import SOLUTION_MARKERS, nbgrader_meta, strip_markers
+from autograder.sandbox import landlock_abi
 from notebooks import CHAPTERS, ROOT, exercises
 
 CHAPTER = next(c for c in CHAPTERS if c.slug == "03-attention")
@@ -144,7 +145,7 @@ def cases(out_dir):
             weights = torch.softmax(x @ x.transpose(-2, -1), dim=-1)
             return weights @ x, weights
         """)))
-    c["extra-student-cells"] = (f"{SLUG}.ipynb", nb, FULL, "repaired")
+    c["extra-student-cells"] = (f"{SLUG}.ipynb", nb, FULL, "graded")  # the student's own cells are no repair
 
     # Code that misbehaves
     c["sys-exit"] = (f"{SLUG}.ipynb", set_answer(solved(release()), "ex-03-simple-attention", """
@@ -223,6 +224,8 @@ def cases(out_dir):
         get_ipython().set_custom_exc((BaseException,), lambda *args, **kwargs: None)
         sys.excepthook = lambda *args: None
         """), 0, "graded")
+    if not landlock_abi():  # without Landlock the files are not fenced: the report says so (instructor guide)
+        return c
     grades = out_dir / "grades.csv"
     c["writes-grading-files"] = (f"{SLUG}.ipynb", first(solved(release()), f"""
         import pathlib
@@ -257,7 +260,7 @@ def test_the_batch_never_crashes(batch):
     result = batch["result"]
     assert "Traceback" not in result.stdout + result.stderr, (result.stdout + result.stderr)[-3000:]
     assert result.returncode == 1, "unrepairable submissions make the exit code 1"
-    assert len(batch["expected"]) >= 15 + 3, "at least 15 kinds of damaged or malicious submissions, besides honest ones"
+    assert len(batch["expected"]) >= 15 + 3 + bool(landlock_abi()), "at least 15 kinds of damaged or malicious submissions, besides honest ones"
 
 
 @pytest.mark.parametrize("student", [
@@ -268,6 +271,8 @@ def test_the_batch_never_crashes(batch):
     "monkeypatch-torch-and-builtins", "always-equal-tensor", "fake-passed-prints", "swallowed-exceptions",
     "writes-grading-files"])
 def test_each_submission_gets_its_exact_score(batch, student):
+    if student not in batch["expected"]:
+        pytest.skip("this Linux has no Landlock")
     _, _, total, status = batch["expected"][student]
     row = batch["rows"].get(student)
     assert row is not None, f"{student} is missing from grades.csv: never a silent loss"
@@ -293,6 +298,7 @@ def test_honest_students_are_untouched_by_the_others(batch):
     assert original.cells, "a student's code cannot overwrite another student's submission"
 
 
+@pytest.mark.skipif(not landlock_abi(), reason="this Linux has no Landlock: student code is not fenced off from files")
 def test_student_code_cannot_touch_the_grading_files(batch):
     graded = nbformat.read(batch["out"] / "course" / "autograded" / "writes-grading-files" / SLUG / f"{SLUG}.ipynb", as_version=4)
     printed = "".join(o.get("text", "") for c in graded.cells if c.cell_type == "code" for o in c.outputs)
@@ -331,8 +337,8 @@ def test_rerun_grades_only_what_changed(batch):
         assert rows[student] == row, f"{student}'s row changed on a re-run"
 
 
-def test_plain_nbgrader_still_grades_the_course(batch, tmp_path):
-    """Instructors can run nbgrader themselves on the generated course: the repaired copies are there."""
+def test_course_holds_the_repaired_copies_for_plain_nbgrader(batch):
+    """Instructors can run nbgrader themselves in the course: submitted/ holds the repaired copies, metadata and all."""
     sub = batch["out"] / "course" / "submitted" / "colab-metadata-stripped" / SLUG / f"{SLUG}.ipynb"
     nb = nbformat.read(sub, as_version=4)
     ids = [nbgrader_meta(c).get("grade_id") for c in nb.cells if nbgrader_meta(c).get("grade_id")]
