@@ -34,10 +34,7 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from buildgpt.model import GPT, PRESETS, GPTConfig, count_gpt_parameters, generate_greedy  # noqa: E402
 
-OUR_NAMES_TO_GPT2 = [("tok_emb", "transformer.wte"), ("pos_emb", "transformer.wpe"), ("blocks.", "transformer.h."),
-                     ("ln_f", "transformer.ln_f"), ("attn.qkv", "attn.c_attn"), ("attn.proj", "attn.c_proj"),
-                     ("mlp.fc", "mlp.c_fc"), ("mlp.proj", "mlp.c_proj")]
-CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
+from buildgpt.pretrained import convert_gpt2, load_into  # noqa: E402  chapter 6's checked loader
 
 
 def load_average() -> str:
@@ -75,13 +72,8 @@ def equivalence() -> None:
             resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)).eval()
         ours = GPT(GPTConfig(vocab_size=vocab, context_length=n_positions, d_model=n_embd, n_heads=n_head,
                              n_layers=n_layer)).eval()
-        source = theirs.state_dict()
+        load_into(ours, convert_gpt2(theirs.state_dict()))
         with torch.no_grad():
-            for name, tensor in ours.state_dict().items():
-                hf_name = name
-                for mine, gpt2 in OUR_NAMES_TO_GPT2:
-                    hf_name = hf_name.replace(mine, gpt2)
-                tensor.copy_(source[hf_name].T if hf_name.endswith(CONV1D) else source[hf_name])
             ids = torch.randint(0, vocab, (4, n_positions), generator=torch.Generator().manual_seed(1))
             gap = (ours(ids) - theirs(ids).logits).abs().max().item()
             prompt = ids[:, :8]
