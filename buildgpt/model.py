@@ -58,6 +58,8 @@ PRESETS: dict[str, dict] = {
     # character-level models that train on a laptop CPU (vocab_size is set from the corpus)
     "char-tiny": dict(vocab_size=65, context_length=64, d_model=128, n_heads=4, n_layers=4),
     "char-small": dict(vocab_size=65, context_length=128, d_model=192, n_heads=6, n_layers=6),
+    # the book's default for chapter 5's ten-minute CPU run: narrow and shallow, so many tokens per second
+    "char-book": dict(vocab_size=65, context_length=128, d_model=128, n_heads=4, n_layers=4),
 }
 
 

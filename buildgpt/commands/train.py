@@ -1,7 +1,7 @@
 """Pretrain a GPT on a text file (chapter 5).
 
 Examples:
-  python -m buildgpt train --data datasets/tinyshakespeare.txt --preset char-small --out runs/shakespeare
+  python -m buildgpt train --data datasets/tinyshakespeare.txt --out runs/shakespeare   # the book's char-book preset
   python -m buildgpt train --out runs/shakespeare --resume          # continue where it stopped
   python -m buildgpt train --data datasets/tinyshakespeare.txt --preset char-tiny --max-steps 200 --out runs/quick
 
@@ -23,10 +23,10 @@ from pathlib import Path
 
 from buildgpt.commands import CommandError
 
-BOOK_PRESET = "char-small"
+BOOK_PRESET = "char-book"
 # The book's default training settings for the char presets (benchmarks/pretrain.py measures them).
-BOOK_TRAINING = dict(max_steps=600, batch_size=32, grad_accum=1, lr=2e-3, min_lr=2e-4, warmup_steps=50,
-                     weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0, eval_interval=100, eval_iters=10)
+BOOK_TRAINING = dict(max_steps=3000, batch_size=16, grad_accum=1, lr=2e-3, min_lr=2e-4, warmup_steps=100,
+                     weight_decay=0.1, beta1=0.9, beta2=0.99, grad_clip=1.0, eval_interval=200, eval_iters=10)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
