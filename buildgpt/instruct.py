@@ -189,20 +189,6 @@ def generate_response(model: nn.Module, tokenizer, entry: dict, max_new_tokens: 
     return tokenizer.decode(new[:new.index(eot)] if ended else new), ended
 
 
-def cosine_lr(step: int, *, max_lr: float, min_lr: float, warmup_steps: int, total_steps: int) -> float:
-    """Linear warm-up to max_lr, then cosine decay to min_lr at total_steps (chapter 5's lr_at)."""
-    try:
-        from buildgpt.optim import lr_at
-    except ImportError:
-        lr_at = None
-    if lr_at is not None:
-        return lr_at(step, max_lr=max_lr, min_lr=min_lr, warmup_steps=warmup_steps, total_steps=total_steps)
-    if step < warmup_steps:
-        return max_lr * (step + 1) / warmup_steps
-    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
-    return min_lr + 0.5 * (max_lr - min_lr) * (1.0 + math.cos(math.pi * progress))
-
-
 def finetune(model: nn.Module, train_examples: list[dict], val_examples: list[dict], tokenizer, *,
              steps: int, batch_size: int = 8, lr: float = 1e-3, min_lr: float | None = None,
              warmup_steps: int = 10, weight_decay: float = 0.0, max_grad_norm: float = 1.0,
@@ -213,12 +199,14 @@ def finetune(model: nn.Module, train_examples: list[dict], val_examples: list[di
 
     Batches come from shuffled passes over train_examples (pass k shuffled with seed + k, so a run
     resumed at start_step sees the batches it would have seen), cut at the model's context_length.
-    The loss is instruction_loss; the learning rate follows cosine_lr (min_lr defaults to lr / 10);
+    The loss is instruction_loss; the learning rate follows chapter 5's lr_at (min_lr defaults to lr / 10);
     gradients are clipped to max_grad_norm. Every eval_every steps and at the end the validation
     loss is measured and on_eval(step, history, optimizer) is called (the command saves there).
     history = {"step": [...], "train_loss": [...], "val_loss": [...]}, one entry per evaluation.
     """
     from tqdm.auto import tqdm
+
+    from buildgpt.optim import clip_grad_norm, lr_at
 
     device = next(model.parameters()).device
     context = model.config.context_length
@@ -242,11 +230,11 @@ def finetune(model: nn.Module, train_examples: list[dict], val_examples: list[di
                                                max_length=context, shuffle=True, seed=seed + k)
         inputs, targets = pass_batches[j]
         for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(step, max_lr=lr, min_lr=min_lr, warmup_steps=warmup_steps, total_steps=steps)
+            group["lr"] = lr_at(step, max_lr=lr, min_lr=min_lr, warmup_steps=warmup_steps, total_steps=steps)
         loss = instruction_loss(model, inputs.to(device), targets.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
+        clip_grad_norm(trainable, max_grad_norm)
         optimizer.step()
         recent.append(loss.item())
         bar.update(1)
