@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from machine import load_average  # benchmarks/machine.py, beside this script
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from buildgpt.basics import count_parameters  # noqa: E402
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     with torch.device(device):
         model = GPT(config).eval()
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    load = load_average()
     print(f"model: preset {args.preset!r}, {config.n_layers} blocks, C = {config.d_model}, {config.n_heads} heads, "
           f"V = {config.vocab_size}: {count_parameters(model) / 1e6:.1f}M parameters, random weights")
     print(f"device: {device}, torch threads: {torch.get_num_threads()}, load average before: {load}")
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         if not same:
             print("error: the cached generation gave other tokens than the uncached one", file=sys.stderr)
             return 1
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    load = load_average()
     print(f"\nload average after: {load}")
     return 0
 

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from machine import load_average  # benchmarks/machine.py, beside this script
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,11 +39,6 @@ from buildgpt.model import GPT, PRESETS, GPTConfig, count_gpt_parameters, genera
 from buildgpt.pretrained import convert_gpt2, load_into  # noqa: E402  chapter 6's checked loader
 
 
-def load_average() -> str:
-    try:
-        return "load average %.2f, %.2f, %.2f" % os.getloadavg()
-    except OSError:
-        return "load average unknown"
 
 
 def sizes() -> None:
@@ -85,7 +82,7 @@ def equivalence() -> None:
 
 def speed(device: torch.device, steps: int, big: bool) -> None:
     print(f"\ntraining step (forward + backward + AdamW), batch 8, on {device}, median of {steps} after a warm-up; "
-          f"{load_average()}:")
+          f"load average {load_average()}:")
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     models = [("char-tiny", GPTConfig.from_preset("char-tiny")), ("char-small", GPTConfig.from_preset("char-small"))]
     if big:
@@ -121,10 +118,10 @@ def chapter() -> None:
 
     nb = source_notebook(Chapter("04-gpt", ROOT), course_config(ROOT))
     nb.cells = [c for c in nb.cells if c.metadata.get("buildgpt", {}).get("generated") != "setup"]
-    print(f"\nexecuting solutions/04-gpt.md ({load_average()}) ...")
+    print(f"\nexecuting solutions/04-gpt.md (load average {load_average()}) ...")
     start = time.perf_counter()
     NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "book")}}).execute()
-    print(f"  executed in {time.perf_counter() - start:.1f} s ({load_average()}, {os.cpu_count()} CPUs, "
+    print(f"  executed in {time.perf_counter() - start:.1f} s (load average {load_average()}, {os.cpu_count()} CPUs, "
           f"torch threads {torch.get_num_threads()})")
 
 

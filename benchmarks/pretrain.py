@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 
+from machine import load_average  # benchmarks/machine.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
@@ -43,8 +45,6 @@ NANOGPT_TRAINING = dict(max_steps=2000, batch_size=12, lr=1e-3, min_lr=1e-4, war
 from buildgpt.commands.train import BOOK_TRAINING  # noqa: E402
 
 
-def load_average() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def corpus():
