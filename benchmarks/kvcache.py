@@ -15,7 +15,6 @@ one warm-up call each, the two variants taking turns so a slow spell of a shared
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
