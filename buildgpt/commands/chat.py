@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from buildgpt.impl import add_impl_argument, load_impl
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt", required=True, help="buildgpt checkpoint (file or run folder) or GPT-2 weights")
@@ -21,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=200)
     parser.add_argument("--seed", type=int, default=None, help="seed for sampling when --temperature > 0")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_impl_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,14 +31,15 @@ def run(args: argparse.Namespace) -> int:
 
     from buildgpt.commands import CommandError
     from buildgpt.commands.finetune import load_any, pick_device
-    from buildgpt.instruct import end_of_text_id, generate_response
+    impl = load_impl(args)  # buildgpt, or the student's own package (--impl mygpt)
+    end_of_text_id, generate_response = impl.instruct.end_of_text_id, impl.instruct.generate_response
 
     if args.temperature < 0:
         raise CommandError(f"--temperature must be 0 or more; got {args.temperature}")
     if args.max_new_tokens < 1:
         raise CommandError(f"--max-new-tokens must be at least 1; got {args.max_new_tokens}")
     device = pick_device(args.device)
-    model, tokenizer, _ = load_any(args.ckpt, device="cpu")
+    model, tokenizer, _ = load_any(args.ckpt, device="cpu", impl=impl)
     end_of_text_id(tokenizer)
     model.to(device).eval()
     generator = None

@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 from buildgpt.commands import CommandError
+from buildgpt.impl import add_impl_argument, load_impl
 
 GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 
@@ -47,14 +48,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=200)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its state.pt")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    add_impl_argument(parser)
 
 
-def load_any(spec: str, device: str = "cpu"):
-    """(model, tokenizer, tokenizer_meta) from a buildgpt checkpoint or GPT-2 weights."""
+def load_any(spec: str, device: str = "cpu", impl=None):
+    """(model, tokenizer, tokenizer_meta) from a buildgpt checkpoint or GPT-2 weights, built with
+    impl's code (buildgpt's by default; see buildgpt.impl)."""
+    impl = impl or load_impl(None)
     path = Path(spec)
     if spec in GPT2_NAMES or path.suffix == ".safetensors" or (path.is_dir() and (path / "model.safetensors").is_file()):
         try:
-            from buildgpt.pretrained import load_gpt2
+            load_gpt2 = impl.pretrained.load_gpt2
         except ImportError:
             raise CommandError("loading GPT-2 weights needs buildgpt.pretrained (chapter 6), which this install lacks") from None
         from buildgpt.resources import gpt2_encoding
@@ -63,7 +67,7 @@ def load_any(spec: str, device: str = "cpu"):
     if not path.exists():
         raise FileNotFoundError(f"there is no checkpoint at {spec}; pass a .pt file or run folder from "
                                 "`python -m buildgpt train`, or a GPT-2 name such as gpt2")
-    from buildgpt.checkpoint import load_checkpoint, load_model
+    load_checkpoint, load_model = impl.checkpoint.load_checkpoint, impl.checkpoint.load_model
 
     state = load_checkpoint(spec)
     model, tokenizer = load_model(spec, device=device)
@@ -104,11 +108,16 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from buildgpt.checkpoint import save_checkpoint
-    from buildgpt.instruct import (encode_example, end_of_text_id, evaluate_loss, evaluate_responses, finetune,
-                                   instruction_batches, load_instructions, split_dataset)
-    from buildgpt.lora import apply_lora, lora_report, merge_lora
     from buildgpt.resources import dataset_path
+
+    impl = load_impl(args)  # buildgpt, or the student's own package (--impl mygpt)
+    save_checkpoint = impl.checkpoint.save_checkpoint
+    ins, lora = impl.instruct, impl.lora
+    encode_example, end_of_text_id, evaluate_loss, evaluate_responses = (
+        ins.encode_example, ins.end_of_text_id, ins.evaluate_loss, ins.evaluate_responses)
+    finetune, instruction_batches, load_instructions, split_dataset = (
+        ins.finetune, ins.instruction_batches, ins.load_instructions, ins.split_dataset)
+    apply_lora, lora_report, merge_lora = lora.apply_lora, lora.lora_report, lora.merge_lora
 
     for name in ("steps", "batch_size", "eval_every", "max_new_tokens"):
         if getattr(args, name) < 1:
@@ -128,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.resume and state_path.is_file():
         raise CommandError(f"{out} already holds a run; add --resume to continue it or choose another --out")
 
-    model, tokenizer, tokenizer_meta = load_any(args.ckpt, device="cpu")
+    model, tokenizer, tokenizer_meta = load_any(args.ckpt, device="cpu", impl=impl)
     end_of_text_id(tokenizer)  # one sentence if the tokenizer cannot end an answer
     train, val, test = split_dataset(data, seed=args.seed)
     longest = max(len(encode_example(e, tokenizer)[0]) + 1 for e in train)

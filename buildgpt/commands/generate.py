@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 
 from buildgpt.commands import CommandError
+from buildgpt.impl import add_impl_argument, load_impl
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,14 +29,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-samples", type=int, default=1, help="how many continuations (default 1)")
     parser.add_argument("--seed", type=int, help="random seed, for a repeatable sample")
     parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
+    add_impl_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from buildgpt.checkpoint import load_model
-    from buildgpt.data import resolve_device
-    from buildgpt.sampling import generate
+    impl = load_impl(args)  # buildgpt, or the student's own package (--impl mygpt)
+    load_model, resolve_device, generate = impl.checkpoint.load_model, impl.data.resolve_device, impl.sampling.generate
 
     if args.max_new_tokens < 0 or args.num_samples < 1:
         raise CommandError("--max-new-tokens must be >= 0 and --num-samples >= 1")

@@ -22,6 +22,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from buildgpt.commands import CommandError
+from buildgpt.impl import add_impl_argument, load_impl
 
 BOOK_PRESET = "char-book"
 # The book's default training settings for the char presets (benchmarks/pretrain.py measures them).
@@ -51,10 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            help=f"default {default}")
     group.add_argument("--seed", type=int, default=None, help="default 1337")
     group.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    add_impl_argument(parser)
 
 
-def _prepare(data: Path, out: Path, tokenizer: str, vocab_size: int | None) -> Path:
-    from buildgpt.data import prepare_corpus
+def _prepare(data: Path, out: Path, tokenizer: str, vocab_size: int | None, impl=None) -> Path:
+    prepare_corpus = (impl or load_impl(None)).data.prepare_corpus
 
     if data.is_dir():
         if not (data / "meta.json").is_file():
@@ -93,10 +95,12 @@ def _print_eval(history: dict) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from buildgpt.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
-    from buildgpt.data import load_corpus, resolve_device
-    from buildgpt.model import GPT, GPTConfig
-    from buildgpt.trainer import NonFiniteLoss, TrainConfig, train
+    impl = load_impl(args)  # buildgpt, or the student's own package (--impl mygpt)
+    CHECKPOINT_FILE, load_checkpoint, save_checkpoint = (
+        impl.checkpoint.CHECKPOINT_FILE, impl.checkpoint.load_checkpoint, impl.checkpoint.save_checkpoint)
+    load_corpus, resolve_device = impl.data.load_corpus, impl.data.resolve_device
+    GPT, GPTConfig = impl.model.GPT, impl.model.GPTConfig
+    NonFiniteLoss, TrainConfig, train = impl.trainer.NonFiniteLoss, impl.trainer.TrainConfig, impl.trainer.train
 
     out: Path = args.out
     if out.exists() and not out.is_dir():
@@ -124,11 +128,11 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError("--data is required for a new run; pass a text file such as datasets/tinyshakespeare.txt")
         if (out / CHECKPOINT_FILE).is_file():
             raise CommandError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
-        from buildgpt.model import PRESETS
+        PRESETS = impl.model.PRESETS
 
         if args.preset not in PRESETS:  # before the corpus is tokenized, not after
             raise CommandError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
-        corpus = _prepare(args.data, out, args.tokenizer, args.vocab_size)
+        corpus = _prepare(args.data, out, args.tokenizer, args.vocab_size, impl)
         _, _, meta = load_corpus(corpus)
         shape = {"vocab_size": meta["vocab_size"]}
         if args.context_length is not None:
@@ -152,8 +156,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.resume:  # the check every run makes: a fresh model's loss is close to ln(vocab_size)
         import math
 
-        from buildgpt.data import get_batch
-        from buildgpt.losses import cross_entropy
+        get_batch, cross_entropy = impl.data.get_batch, impl.losses.cross_entropy
 
         x, y = get_batch(train_ids, config.batch_size, model_config.context_length, device,
                          generator=torch.Generator().manual_seed(0))
