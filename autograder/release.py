@@ -49,6 +49,7 @@ def release(root: Path, names: list[str] | None = None, check: bool = False, for
     for chapter in (all_chapters if check else chosen):
         nb = student[chapter.slug]
         nb.metadata["buildgpt"] = sources[chapter.slug].metadata["buildgpt"]
+        label_exercise_cells(nb)
         if not check:
             carry_outputs(nb, chapter, sources[chapter.slug], force, log)
         expected[chapter.student_notebook] = nbformat.writes(nb) + "\n"
@@ -97,6 +98,23 @@ def carry_outputs(nb, chapter: Chapter, source, force: bool, log) -> None:
             cell.execution_count = outputs[cell.id].execution_count
     if "widgets" in executed.metadata:
         nb.metadata["widgets"] = executed.metadata["widgets"]
+
+
+# Cell tags the website shows: myst-nb gives each cell a `tag_<tag>` class, which _static/course.css
+# labels. nbgrader does not see tags (they are not in its checksums), and they are added after the
+# source's hash is taken, so they never make a chapter execute again.
+EXERCISE_TAGS = {"solution": "exercise-answer", "grade": "exercise-tests"}
+
+
+def label_exercise_cells(nb) -> None:
+    """Tag answer cells "exercise-answer" and locked test cells "exercise-tests"."""
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        for flag, tag in EXERCISE_TAGS.items():
+            if cell.cell_type == "code" and meta.get(flag):
+                tags = cell.metadata.setdefault("tags", [])
+                if tag not in tags:
+                    tags.append(tag)
 
 
 def execute(nb, chapter: Chapter, timeout: int = 900):
