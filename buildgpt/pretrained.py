@@ -125,6 +125,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("BUILDGPT_CACHE") or Path.home() / ".cache" / "buildgpt")
 
 
+def shown_path(path: str | os.PathLike) -> str:
+    """A path as a message shows it: the home folder written as ~, so output names no user's folder.
+
+    Example: shown_path(Path.home() / ".cache" / "buildgpt") -> '~/.cache/buildgpt'
+    """
+    path, home = Path(path), Path.home()
+    return str(Path("~") / path.relative_to(home)) if path.is_relative_to(home) and path != home else str(path)
+
+
 def gpt2_path(name: str) -> Path:
     """Where download_gpt2(name) puts the weights (and load_gpt2(name) looks for them)."""
     if name not in GPT2_SIZES:
@@ -143,7 +152,7 @@ def download_gpt2(name: str, timeout: float = 10.0) -> Path:
     if target.is_file():
         return target
     url = gpt2_url(name)
-    fix = f"on a machine with internet, download {url} and save it as {target}"
+    fix = f"on a machine with internet, download {url} and save it as {shown_path(target)}"
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, partial_name = tempfile.mkstemp(dir=target.parent, suffix=".part")
     os.close(handle)
@@ -181,14 +190,14 @@ def _find_checkpoint(name_or_path: str | os.PathLike) -> Path:
             raise FileNotFoundError(
                 f"GPT-2's weights for {str(name_or_path)!r} are not on this machine: run "
                 f"download_gpt2({str(name_or_path)!r}) with internet, or download {gpt2_url(str(name_or_path))} "
-                f"and save it as {path}.")
+                f"and save it as {shown_path(path)}.")
         return path
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         path = path / "model.safetensors"
     if not path.is_file():
         raise FileNotFoundError(
-            f"No GPT-2 checkpoint at {path}: give a model.safetensors file, a folder holding one, "
+            f"No GPT-2 checkpoint at {shown_path(path)}: give a model.safetensors file, a folder holding one, "
             f"or one of the names {', '.join(GPT2_SIZES)}.")
     return path
 

@@ -57,10 +57,25 @@ def token_pieces(tokenizer, text: str) -> list[tuple[int, str, bool]]:
 
 
 def _encode(tokenizer, text: str) -> list[int]:
-    try:
-        return list(tokenizer.encode(text, allowed_special="all"))
-    except TypeError:  # a tokenizer without special tokens (CharTokenizer)
-        return list(tokenizer.encode(text))
+    """The ids of text read as ordinary text: a typed `<|endoftext|>` is thirteen characters, never the
+    special token (section 1.8: only the caller, not the text, may ask for special tokens)."""
+    if hasattr(tokenizer, "encode_ordinary"):
+        return list(tokenizer.encode_ordinary(text))
+    return list(tokenizer.encode(text))  # a tokenizer without special tokens (CharTokenizer)
+
+
+def without_lone_surrogates(text: str) -> tuple[str, str]:
+    """(text with each lone surrogate replaced by U+FFFD, a sentence about it or "").
+
+    A lone surrogate (half of a UTF-16 pair, which a paste can carry into a text box) is not a
+    character and has no UTF-8 bytes, so no byte-level tokenizer can encode it.
+    """
+    count = sum(0xD800 <= ord(c) <= 0xDFFF for c in text)
+    if not count:
+        return text, ""
+    cleaned = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
+    return cleaned, (f"The text held {count} lone surrogate{'s' if count > 1 else ''} (half of a UTF-16 pair, "
+                     "not a character, with no UTF-8 bytes); each is shown as \ufffd, the replacement character.")
 
 
 def _show(piece: str) -> str:
@@ -86,7 +101,12 @@ def render_tokens(name: str, pieces: list[tuple[int, str, bool]], text: str) -> 
 
 def _view(name: str, tokenizer, text: str) -> str:
     """One tokenizer's view of text (its style sheet comes once per explorer, in _STYLE)."""
+    text, _ = without_lone_surrogates(text)
     return '<div class="bgt-view">' + render_tokens(name, token_pieces(tokenizer, text), text) + "</div>"
+
+
+def _size_name(name: str, size) -> str:
+    return f"{name} (vocabulary {size:,})" if isinstance(size, int) else f"{name} ({size})"
 
 
 class _Explorer(widgets.VBox):
@@ -125,8 +145,7 @@ def tokenizer_explorer(tokenizers: Mapping[str, object], examples: Mapping[str, 
         rows = []
         for name, tok in tokenizers.items():
             if isinstance(tok, Mapping):
-                stack = widgets.Stack([widgets.HTML(_view(f"{name} (vocabulary {size:,})" if isinstance(size, int)
-                                                          else f"{name} ({size})", t, text))
+                stack = widgets.Stack([widgets.HTML(_view(_size_name(name, size), t, text))
                                        for size, t in tok.items()], selected_index=0)
                 widgets.jslink((size_selector, "index"), (stack, "selected_index"))
                 rows.append(stack)
@@ -139,13 +158,18 @@ def tokenizer_explorer(tokenizers: Mapping[str, object], examples: Mapping[str, 
     if live:
         box = widgets.Textarea(value=live_text, layout=widgets.Layout(width="100%", height="80px"),
                                placeholder="Type any text")
-        output = widgets.HTML(_live_html(tokenizers, live_text, 0, sizes))
+        # One view per vocabulary size, switched by the size selector like the examples' views, so the
+        # label and the tokens always match the selected size, with a kernel or without one.
+        outputs = [widgets.HTML(_live_html(tokenizers, live_text, k, sizes)) for k in range(max(len(sizes), 1))]
+        output = widgets.Stack(outputs, selected_index=0)
+        if sizes:
+            widgets.jslink((size_selector, "index"), (output, "selected_index"))
 
         def update(_change=None):
-            output.value = _live_html(tokenizers, box.value, size_selector.index or 0, sizes)
+            for k, view in enumerate(outputs):
+                view.value = _live_html(tokenizers, box.value, k, sizes)
 
         box.observe(update, names="value")
-        size_selector.observe(update, names="index")
         note = widgets.HTML('<div class="bgt-head"><span>Tokenized as you type when this notebook runs '
                             "(Jupyter or Colab); on the website it shows the text below.</span></div>")
         pages.append(widgets.VBox([note, box, output]))
@@ -165,11 +189,13 @@ def tokenizer_explorer(tokenizers: Mapping[str, object], examples: Mapping[str, 
 
 
 def _live_html(tokenizers, text: str, size_index: int, sizes: list) -> str:
-    parts = []
+    """Every tokenizer's view of the typed text, the family at its size_index-th vocabulary size."""
+    text, note = without_lone_surrogates(text)
+    parts = [f'<div class="bgt-head"><span>{html.escape(note)}</span></div>'] if note else []
     for name, tok in tokenizers.items():
         if isinstance(tok, Mapping):
             size = sizes[size_index]
-            name, tok = (f"{name} (vocabulary {size:,})" if isinstance(size, int) else f"{name} ({size})"), tok[size]
+            name, tok = _size_name(name, size), tok[size]
         parts.append(_view(name, tok, text))
     return "".join(parts)
 
@@ -396,7 +422,14 @@ _ATT_STYLE = (
     ".bgt-att p:hover,.bgt-att p:focus{background:rgba(245,158,11,.18);box-shadow:inset 0 0 0 2px #f59e0b}"
     ".bgt-att p:hover>b,.bgt-att p:focus>b{background:#f59e0b;color:#fff}"
     ".bgt-att-note{color:#555;font-size:12px}"
-    "</style>"
+    # A map wider than its box scrolls sideways; the hint under the title says so on screens narrower
+    # than the map (its class hNNN: the map needs NNN pixels of screen), where a phone shows no scrollbar.
+    ".bgt-att-scroll{overflow-x:auto;max-width:100%;-webkit-overflow-scrolling:touch}"
+    # (the widget boxes around it are flex items that would grow to the map's width: let them shrink)
+    ".widget-html:has(.bgt-att-view),.widget-html-content:has(>.bgt-att-view){min-width:0}"
+    ".bgt-att-hint{display:none;color:#92400e;font-size:12px;margin:2px 0}"
+    + "".join(f"@media (max-width:{w}px){{.bgt-att-hint.h{w}{{display:block}}}}" for w in range(300, 1001, 50))
+    + "</style>"
 )
 
 
@@ -420,6 +453,13 @@ _ATT_PALETTE = b"".join(bytes(round(255 + (end - 255) * k / _ATT_LEVELS) for end
 
 def _char_label(c: str) -> str:
     return {" ": "\u2423", "\n": "\u21b5", "\t": "\u2192"}.get(c, c)
+
+
+def option_label(text: str, width: int = 60) -> str:
+    """A text as one line for a dropdown: line breaks and tabs shown as \u21b5 and \u2192 (never a literal
+    backslash-n), cut to width characters with an ellipsis."""
+    line = text.replace("\r\n", "\n").replace("\n", " \u21b5 ").replace("\t", "\u2192")
+    return line if len(line) <= width else line[:width - 1].rstrip() + "\u2026"
 
 
 def attention_heatmap_html(weights: torch.Tensor, tokens: list[str], title: str) -> str:
@@ -447,7 +487,42 @@ def attention_heatmap_html(weights: torch.Tensor, tokens: list[str], title: str)
         parts.append(f'<p tabindex="0" title="{html.escape(tip)}"><b>{labels[i]}</b></p>')
     parts.append("</div>")
     head = f'<div class="bgt-head"><b>{html.escape(title)}</b></div>'
-    return '<div class="bgt-att-view">' + head + "".join(parts) + "</div>"
+    needs = min(1000, max(300, -(-((T + 1) * _ATT_CELL + 40) // 50) * 50))  # screen width it fits, in 50 px steps
+    hint = (f'<div class="bgt-att-hint h{needs}">The map is wider than this screen: swipe it sideways '
+            "(\u2190 \u2192) to see every column.</div>")
+    return ('<div class="bgt-att-view">' + head + hint + '<div class="bgt-att-scroll">' + "".join(parts)
+            + "</div></div>")
+
+
+def show_weights(ax, table: torch.Tensor, rows: list[str], cols: list[str], title: str,
+                 fmt: str = "{:.2f}", cmap: str = "Blues") -> None:
+    """Draw a (len(rows), len(cols)) table on a matplotlib Axes as a heatmap, its values written in the cells.
+
+    The colours run from the table's minimum (lightest) to its maximum (darkest), and each number is
+    white on a dark cell and black on a light one, judged on that same scale, so negative entries
+    and tables that do not start at 0 stay readable.
+    """
+    values = table.detach().float().cpu()
+    low, high = values.min().item(), values.max().item()
+    image = ax.imshow(values.numpy(), cmap=cmap, vmin=low, vmax=high)
+    ax.set_xticks(range(len(cols)), cols)
+    ax.set_yticks(range(len(rows)), rows)
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            value = values[i, j].item()
+            ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=8,
+                    color=text_color(image.cmap(image.norm(value))))
+    ax.set_title(title)
+
+
+def text_color(background) -> str:
+    """"white" or "black", whichever is easier to read on an RGB(A) colour with channels in [0, 1]
+    (the relative luminance of WCAG 2: above 0.179, black contrasts more)."""
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(float(c)) for c in background[:3])
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.179 else "white"
 
 
 def _attention_views(model: nn.Module, encode, decode, text: str) -> list[list[str]]:
@@ -512,7 +587,7 @@ def attention_explorer(model: nn.Module, encode, decode, sentences: list[str], l
         for head_stack in heads:
             widgets.jslink((head_selector, "index"), (head_stack, "selected_index"))
     pages = [layers for layers, _ in built] + ([widgets.VBox([note, box, live_layers])] if live else [])
-    names = [repr(text)[1:-1] for text in sentences] + (["your text"] if live else [])
+    names = [option_label(text) for text in sentences] + (["your text"] if live else [])
     sentence_selector = widgets.Dropdown(options=[(name, i) for i, name in enumerate(names)], value=0,
                                          layout=widgets.Layout(width="auto"))
     sentence_stack = widgets.Stack(pages, selected_index=0)
@@ -632,7 +707,7 @@ def sampling_explorer(model: nn.Module, encode, decode, prompts: list[str],
             for p_stack in k_stack.children:
                 widgets.jslink((p_selector, "index"), (p_stack, "selected_index"))
     t_selector.value = t_start
-    prompt_selector = widgets.Dropdown(options=[(repr(p)[1:-1], i) for i, p in enumerate(prompts)], value=0,
+    prompt_selector = widgets.Dropdown(options=[(option_label(p), i) for i, p in enumerate(prompts)], value=0,
                                        layout=widgets.Layout(width="auto"))
     prompt_stack = widgets.Stack(pages, selected_index=0)
     widgets.jslink((prompt_selector, "index"), (prompt_stack, "selected_index"))
