@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import time
+import unicodedata
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,7 +51,16 @@ class Problem:
 
 
 def student_id(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    """nbgrader's id (and folder name) for a student's folder name: the name itself when it is plain
+    lower-case ASCII, else an ASCII rendering plus a hash of the exact name. Two names never share an
+    id: 张伟 and 王芳, José and Jose, Ana and ana (one folder on a case-insensitive disk) all differ,
+    and a plain name never contains "__", which every hashed id does."""
+    if re.fullmatch(r"[a-z0-9](?:[a-z0-9-]|_(?!_))*", name) and not name.endswith("_"):
+        return name
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", plain).strip("-")[:40] or "student"
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{slug}__{digest}"
 
 
 def collect(submissions: Path) -> tuple[list[tuple[str, Path]], list[Problem]]:
@@ -139,14 +149,21 @@ def grade(submissions: Path, out: Path, jobs: int | None = None, force: bool = F
         todo.append(Job(f"{pre.student}/{pre.file}", run_dir / "clean.ipynb", run_dir / "result.json", pre.test_ids))
         (run_dir / "pending-key").write_text(key)
     bar = _progress(len(todo), progress)
-    records = run_many(todo, limits, jobs, progress=lambda job: bar.update(1)) if todo else {}
-    bar.close()
-    for job in todo:
+    records: dict[str, dict] = {}
+
+    def finished(job: Job) -> None:
+        """Each notebook's result is final as soon as it is run: a grader that dies later (a crash,
+        a SIGKILL) loses nothing, and a re-run goes on with the notebooks that were not run yet."""
         record = records.get(job.key) or {}
         if "notebook" not in record:  # the worker itself failed: keep a record that says so
             record = {"stopped": record.get("stopped", "the notebook could not be run"), "cells": [], "notebook": None}
             job.result.write_text(json.dumps(record))
         (job.result.parent / "pending-key").replace(job.result.parent / "key")
+        bar.update(1)
+
+    if todo:
+        run_many(todo, limits, jobs, progress=finished, results=records)
+    bar.close()
 
     # 3. nbgrader scores the clean copies from the recorded outputs, then writes feedback
     statuses = {}
@@ -159,6 +176,7 @@ def grade(submissions: Path, out: Path, jobs: int | None = None, force: bool = F
                                                          "report": _report_lines(pre, record)}))
         statuses[(sid, pre.chapter)] = status
     graded = _nbgrader_pass(course, [(student_id(p.student), p.chapter) for p in chosen], log)
+    _name_students(course, {student_id(p.student): p.student for p in chosen})
     for pre in chosen:
         html = course / "feedback" / student_id(pre.student) / pre.chapter / f"{pre.chapter}.html"
         if html.exists():
@@ -303,6 +321,17 @@ def _nbgrader_pass(course: Path, pairs: list[tuple[str, str]], log) -> dict:
     finally:
         os.chdir(cwd)
     return {"failed": failed}
+
+
+def _name_students(course: Path, names: dict[str, str]) -> None:
+    """Give each student in the gradebook their own folder name, so that `nbgrader export` shows
+    张伟, not the ASCII id nbgrader needs for folders."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for sid, name in names.items():
+            if sid != name:
+                gb.update_or_create_student(sid, first_name=name, last_name="")
 
 
 def scored_outputs(cell, recorded: dict | None, ran: dict | None) -> list:

@@ -580,15 +580,17 @@ class Job:
     tests: list[str]  # ids of the test cells (the guard runs before each)
 
 
-def run_many(jobs: list[Job], limits: Limits, workers: int, progress=None) -> dict[str, dict]:
-    """Run every job; return key -> record (a record with "stopped" set when a worker failed)."""
+def run_many(jobs: list[Job], limits: Limits, workers: int, progress=None,
+             results: dict[str, dict] | None = None) -> dict[str, dict]:
+    """Run every job; return key -> record (a record with "stopped" set when a worker failed).
+    `progress(job)` is called as each job ends, its record already in `results`."""
     from concurrent.futures import ThreadPoolExecutor
     from queue import Queue
 
     slots: Queue = Queue()
     for k in range(max(1, workers)):
         slots.put(k)
-    results: dict[str, dict] = {}
+    results = {} if results is None else results
 
     def one(job: Job) -> None:
         slot = slots.get()

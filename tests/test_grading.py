@@ -38,7 +38,10 @@ def graded(tmp_path_factory):
     ids = [e for e, _ in exercises(CHAPTER)]
     half = set(ids[: len(ids) // 2])
     subs = tmp_path_factory.mktemp("submissions")
-    cases = {"perfect": set(ids), "untouched": set(), "half": half}
+    # Names as a class has them: two in Chinese (they once shared one id and crashed the batch),
+    # accents, a space. Each must keep its own grade, under its own name.
+    cases = {"perfect": set(ids), "untouched": set(), "half": half, "张伟": set(ids), "王芳": half,
+             "José Núñez": set()}
     for student, solved in cases.items():
         (subs / student).mkdir()
         nbformat.write(submission(solved), subs / student / f"{CHAPTER.slug}.ipynb")
@@ -68,6 +71,16 @@ def test_grade_scores_each_submission_exactly(graded):
         for exercise, _ in exercises(CHAPTER):
             expected = points(exercise) if exercise in solved else 0
             assert float(row[exercise]) == expected, f"{student}, {exercise}: got {row[exercise]}, expected {expected}"
+
+
+def test_nbgrader_export_shows_the_students_own_names(graded):
+    course = graded["out"] / "course"
+    result = subprocess.run([sys.executable, "-m", "nbgrader", "export", "--to", str(graded["out"] / "export.csv")],
+                            cwd=course, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = list(csv.DictReader((graded["out"] / "export.csv").open(encoding="utf-8")))
+    shown = {r["first_name"] or r["student_id"] for r in rows if r["assignment"] == CHAPTER.slug}
+    assert {"张伟", "王芳", "José Núñez", "perfect"} <= shown, shown
 
 
 def test_broken_submission_is_reported_not_lost(graded):
