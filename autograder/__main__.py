@@ -1,4 +1,4 @@
-"""Command line of the autograder: release, check, grade."""
+"""Command line of the autograder: release, check, grade, assemble."""
 
 from __future__ import annotations
 
@@ -34,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-procs", type=int, default=32, help="processes a notebook may start (default 32)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
 
+    p = commands.add_parser("assemble", help="turn your completed notebooks into your own GPT package (mygpt/) for the commands' --impl")
+    p.add_argument("notebooks", type=Path, nargs="+", help="chapter notebooks (.ipynb), or folders of them")
+    p.add_argument("--out", type=Path, required=True, help="the package folder to write, e.g. mygpt (its name is the import name)")
+    p.add_argument("--fill-missing", action="store_true", help="take the course's reference answer for every unsolved or failing exercise")
+    p.add_argument("--timeout", type=float, default=600, help="seconds the tests of one chapter may run (default 600)")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "release":
@@ -47,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
             report = check_notebook(args.notebook, args.chapter, timeout=args.timeout)
             print(report.table())
             return 0 if report.total == report.max_total else 1
+        if args.command == "assemble":
+            from .assemble import assemble
+
+            return assemble(args.notebooks, args.out, fill_missing=args.fill_missing, timeout=args.timeout)
         if args.command == "grade":
             from .grade import grade
             from .sandbox import Limits

@@ -122,3 +122,18 @@ def secret_lines(chapter: Chapter) -> list[str]:
     cells = solution_notebook(chapter).cells
     public = "\n".join(visible)  # a secret line that is part of a public one is boilerplate, not a leak
     return [line for c in cells for line in solution_lines(c.source) + hidden_lines(c.source) if line not in public]
+
+
+def solved_notebook(chapter: Chapter, answers: dict[str, str] | None = None):
+    """The released student notebook of the chapter with every answer cell filled in as a student
+    would: the solution's code (markers removed), or `answers[grade_id]` where given."""
+    import nbformat
+
+    from autograder.chapters import strip_markers
+
+    solutions = {gid: strip_markers(source, SOLUTION_MARKERS) for gid, source in exercises(chapter)}
+    nb = nbformat.read(chapter.student_notebook, as_version=4)
+    for cell in answer_cells(nb):
+        gid = nbgrader_meta(cell)["grade_id"]
+        cell.source = (answers or {}).get(gid, solutions[gid])
+    return nb
