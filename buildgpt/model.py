@@ -298,6 +298,68 @@ def generate_greedy(model: nn.Module, idx: torch.Tensor, max_new_tokens: int) ->
     return idx
 
 
+class FastLayerNorm(LayerNorm):
+    """LayerNorm computed by PyTorch's fused F.layer_norm: the same parameters and the same formula."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, self.eps)
+
+
+class FastGELU(GELU):
+    """GELU's tanh approximation, computed by PyTorch's fused F.gelu."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(x, approximate="tanh")
+
+
+_known_causal: list = [None]  # the last mask found causal: GPT.forward gives every block the same one
+
+
+def is_causal_mask(mask: torch.Tensor, T: int) -> bool:
+    """True if mask is exactly causal_mask(T) (the same values, on any device)."""
+    if mask is _known_causal[0]:
+        return True
+    if mask.dtype != torch.bool or tuple(mask.shape) != (T, T) or not torch.equal(mask, causal_mask(T, mask.device)):
+        return False
+    _known_causal[0] = mask
+    return True
+
+
+class FastAttention(MultiHeadAttention):
+    """MultiHeadAttention that hands a causal mask to the fused kernel as is_causal=True.
+
+    Given exactly causal_mask(T), F.scaled_dot_product_attention is told the mask is causal instead of
+    reading it, so it skips the scores above the diagonal. Any other mask, no mask, or
+    return_weights=True goes to MultiHeadAttention.forward unchanged.
+    """
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, return_weights: bool = False):
+        B, T, C = x.shape
+        if return_weights or mask is None or not is_causal_mask(mask, T):
+            return super().forward(x, mask=mask, return_weights=return_weights)
+        qkv = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, B, h, T, d)
+        p = self.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], dropout_p=p, is_causal=True)
+        return self.proj(out.transpose(1, 2).reshape(B, T, C))
+
+
+FAST_KERNELS = {LayerNorm: FastLayerNorm, GELU: FastGELU, MultiHeadAttention: FastAttention}
+
+
+def use_fast_kernels(model: nn.Module, enabled: bool = True) -> nn.Module:
+    """Switch every LayerNorm, GELU and MultiHeadAttention of model to its fused twin (enabled=True),
+    or back to the taught classes (enabled=False), in place; returns model.
+
+    Only each module's class changes (exact classes: a subclass is left alone); the parameters stay the
+    same tensors, so state_dict, optimizers and checkpoints are unaffected.
+    """
+    swaps = FAST_KERNELS if enabled else {fast: taught for taught, fast in FAST_KERNELS.items()}
+    for module in model.modules():
+        if type(module) in swaps:
+            module.__class__ = swaps[type(module)]
+    return model
+
+
 import torch
 
 

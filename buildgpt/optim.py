@@ -26,19 +26,39 @@ def adamw_update(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor,
     param.addcdiv_(m_hat, v_hat.sqrt().add_(eps), value=-lr)
 
 
+@torch.no_grad()
+def adamw_update_foreach(params: list, grads: list, exp_avgs: list, exp_avg_sqs: list, step: int, lr: float,
+                         beta1: float, beta2: float, eps: float, weight_decay: float) -> None:
+    """adamw_update for lists of tensors at once, with PyTorch's multi-tensor (torch._foreach_*) operations:
+    the same operations in the same order, so the same numbers, without a Python loop over the tensors."""
+    torch._foreach_mul_(params, 1 - lr * weight_decay)
+    torch._foreach_mul_(exp_avgs, beta1)
+    torch._foreach_add_(exp_avgs, grads, alpha=1 - beta1)
+    torch._foreach_mul_(exp_avg_sqs, beta2)
+    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
+    m_hats = torch._foreach_div(exp_avgs, 1 - beta1 ** step)
+    denominators = torch._foreach_div(exp_avg_sqs, 1 - beta2 ** step)
+    torch._foreach_sqrt_(denominators)
+    torch._foreach_add_(denominators, eps)
+    torch._foreach_addcdiv_(params, m_hats, denominators, value=-lr)
+
+
 class AdamW(torch.optim.Optimizer):
     """Adam with decoupled weight decay (Loshchilov and Hutter 2019), written from scratch.
 
     The same interface as torch.optim.AdamW: AdamW(params or param groups, lr, betas, eps, weight_decay);
     per parameter it keeps "step", "exp_avg" (m) and "exp_avg_sq" (v) in self.state.
+    foreach=False (the default) calls adamw_update on one tensor at a time; foreach=True updates all the
+    tensors of a group with adamw_update_foreach, which gives the same numbers faster.
     """
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
+                 eps: float = 1e-8, weight_decay: float = 0.01, foreach: bool = False) -> None:
         if lr < 0 or eps < 0 or weight_decay < 0 or not all(0 <= b < 1 for b in betas):
             raise ValueError(f"AdamW needs lr, eps, weight_decay >= 0 and betas in [0, 1); "
                              f"got lr={lr}, betas={betas}, eps={eps}, weight_decay={weight_decay}")
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+        self.foreach = foreach
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -48,6 +68,8 @@ class AdamW(torch.optim.Optimizer):
                 loss = closure()
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
+            settings = (group["lr"], beta1, beta2, group["eps"], group["weight_decay"])
+            by_step: dict[int, list] = {}  # tensors at the same step share one bias correction
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -57,8 +79,13 @@ class AdamW(torch.optim.Optimizer):
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 state["step"] += 1
-                adamw_update(p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"],
-                             group["lr"], beta1, beta2, group["eps"], group["weight_decay"])
+                if not self.foreach:
+                    adamw_update(p, p.grad, state["exp_avg"], state["exp_avg_sq"], state["step"], *settings)
+                else:
+                    by_step.setdefault(state["step"], []).append(p)
+            for step, params in by_step.items():
+                adamw_update_foreach(params, [p.grad for p in params], [self.state[p]["exp_avg"] for p in params],
+                                     [self.state[p]["exp_avg_sq"] for p in params], step, *settings)
         return loss
 
 

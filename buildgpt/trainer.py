@@ -14,6 +14,7 @@ from buildgpt import optim  # the reference versions of this chapter's exercises
 from buildgpt.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from buildgpt.data import get_batch
 from buildgpt.losses import cross_entropy
+from buildgpt.model import use_fast_kernels
 
 
 @dataclass
@@ -33,7 +34,8 @@ class TrainConfig:
     eval_iters: int = 20          # batches per evaluation
     seed: int = 1337
     compile: bool = False         # torch.compile the model
-    time_limit_s: float | None = None  # stop (evaluate, save) once this much wall time has passed
+    time_limit_s: float | None = None  # plan the schedule to end (at min_lr) within this much wall time
+    fast: bool = True             # fused kernels (use_fast_kernels) and AdamW(foreach=True); False: the taught code
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "grad_accum", "eval_interval", "eval_iters"):
@@ -43,6 +45,8 @@ class TrainConfig:
             raise ValueError(f"warmup_steps must be between 0 and max_steps ({self.max_steps}); got {self.warmup_steps}")
         if not 0 <= self.min_lr <= self.lr:
             raise ValueError(f"the learning rates need 0 <= min_lr <= lr; got lr={self.lr}, min_lr={self.min_lr}")
+        if self.time_limit_s is not None and not self.time_limit_s >= 0:
+            raise ValueError(f"the time limit must be a number of seconds, 0 or more; got {self.time_limit_s}")
 
 
 class NonFiniteLoss(ValueError):
@@ -115,7 +119,7 @@ class _StopOnInterrupt:
 
 def train(model, train_data, val_data, config: TrainConfig, *, out_dir=None, tokenizer_meta: dict | None = None,
           resume: bool = False, device=None, progress: bool = True, on_eval=None,
-          run_info: dict | None = None) -> dict:
+          run_info: dict | None = None, parallel=None) -> dict:
     """Train model on train_data with AdamW, warmup and cosine decay, and clipping; evaluate on val_data.
 
     train_data, val_data: (N,) token ids (the numpy memmaps of load_corpus, or tensors).
@@ -125,14 +129,22 @@ def train(model, train_data, val_data, config: TrainConfig, *, out_dir=None, tok
     evaluation (e.g. to redraw a plot). Ctrl-C stops after the current step (saved, "interrupted").
     Returns the history: "step", "loss", "lr" (one entry per step); "evals": [{"step", "train_loss",
     "val_loss", "elapsed_s", "wall_s"}]; "stopped": "done", "interrupted" or "time limit";
-    "tokens_per_s" and "ms_per_step" (of the training steps, evaluation excluded).
-    A NaN or infinite loss raises NonFiniteLoss naming the step; the last checkpoint is left as it was.
+    "tokens_per_s" and "ms_per_step" (of the training steps, evaluation excluded); "planned_steps".
+    With config.time_limit_s, the schedule is planned to fit the time: once warmup is over (and again at
+    every evaluation) the wall time per step so far, evaluations included, gives how many steps fit in
+    the time left, and the cosine is set to reach min_lr at that step, where the run stops ("time limit").
+    A NaN or infinite loss, in training or in an evaluation, raises NonFiniteLoss naming the step; the last
+    checkpoint is left as it was (an evaluation that is not finite is never saved).
+    parallel: a buildgpt.distributed.Parallel when torchrun started several processes (chapter 9): each
+    rank trains on its share of every batch, and only the first one shows progress and writes files.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
+    train_module = parallel.prepare(model) if parallel is not None else model  # DDP's wrapper, or FSDP's shards
+    progress = progress and (parallel is None or parallel.is_main)
     out_dir = Path(out_dir) if out_dir is not None else None
     optimizer = optim.AdamW(optim.param_groups(model, config.weight_decay), lr=config.lr,
-                            betas=(config.beta1, config.beta2))
+                            betas=(config.beta1, config.beta2), foreach=config.fast)
     generator = torch.Generator().manual_seed(config.seed)  # the batches' own random stream
     history = {"step": [], "loss": [], "lr": [], "evals": [], "config": asdict(config),
                "model_config": model.config.to_dict(), "elapsed_s": 0.0, "wall_s": 0.0, "tokens": 0}
@@ -144,8 +156,11 @@ def train(model, train_data, val_data, config: TrainConfig, *, out_dir=None, tok
         if state["config"] != model.config.to_dict():
             raise ValueError(f"the checkpoint in {out_dir} is for a different model ({state['config']}); "
                              "resume with the same preset, or train into a new folder")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        if parallel is not None:
+            parallel.load_state(model, optimizer, state["model"], state["optimizer"])
+        else:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
         generator.set_state(state["extra"]["batch_rng"])
         _set_rng_state(state["extra"]["rng"])
@@ -153,79 +168,122 @@ def train(model, train_data, val_data, config: TrainConfig, *, out_dir=None, tok
         history["config"] = asdict(config)
     else:
         torch.manual_seed(config.seed)  # dropout's random stream
-    wall_start, wall_before = time.perf_counter(), history["wall_s"]
-    forward = torch.compile(model) if config.compile else model
+    wall_start, wall_before, first_step = time.perf_counter(), history["wall_s"], step
+    classes = {module: type(module) for module in model.modules()}  # to put back what use_fast_kernels changes
+    if config.fast:
+        use_fast_kernels(model)
+    forward = torch.compile(train_module) if config.compile else train_module
     T = model.config.context_length
     tokens_per_step = config.batch_size * config.grad_accum * T
+    planned = config.max_steps  # where the cosine ends; a time limit may bring it closer
+
+    def wall_now() -> float:
+        return wall_before + time.perf_counter() - wall_start
+
+    def plan() -> int:
+        """The last step that fits in the time limit, at the wall time per step measured so far."""
+        per_step = (time.perf_counter() - wall_start) / max(step - first_step, 1)
+        fits = step + int(max(config.time_limit_s - wall_now(), 0.0) / per_step)
+        fits = max(step + 1, min(config.max_steps, fits))
+        return parallel.from_main(fits) if parallel is not None else fits  # every rank plans the same
+
+    def last_good() -> str:
+        if out_dir is None:
+            return ""
+        if not history["evals"]:
+            return "; no checkpoint was written"
+        return f"; the last good checkpoint (step {history['evals'][-1]['step']}) is in {out_dir}"
 
     def evaluate_and_save() -> float:
-        history["wall_s"] = wall_before + time.perf_counter() - wall_start
+        history["wall_s"] = wall_now()
         train_loss = estimate_loss(model, train_data, config.batch_size, config.eval_iters, device, seed=config.seed + 1)
         val_loss = estimate_loss(model, val_data, config.batch_size, config.eval_iters, device, seed=config.seed + 2)
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):  # never replace a good checkpoint by this
+            raise NonFiniteLoss(f"the evaluation at step {step} gave a loss of {val_loss if not math.isfinite(val_loss) else train_loss}"
+                                f"{last_good()}; lower the learning rate or keep warmup and gradient clipping on",
+                                step, history)
         history["evals"].append({"step": step, "train_loss": train_loss, "val_loss": val_loss,
                                  "elapsed_s": round(history["elapsed_s"], 2), "wall_s": round(history["wall_s"], 2)})
+        main = parallel is None or parallel.is_main
         if out_dir is not None:
-            save_checkpoint(out_dir / CHECKPOINT_FILE, model=model, tokenizer_meta=tokenizer_meta or {},
-                            optimizer=optimizer, step=step,
-                            extra={"batch_rng": generator.get_state(), "rng": _rng_state(), "history": history,
-                                   "run": run_info or {}})
-            (out_dir / "metrics.json").write_text(json.dumps(history) + "\n", encoding="utf-8")
-        if on_eval is not None:
+            saved = parallel.checkpoint_views(model, optimizer) if parallel is not None else (model, optimizer)
+            if main:
+                save_checkpoint(out_dir / CHECKPOINT_FILE, model=saved[0], tokenizer_meta=tokenizer_meta or {},
+                                optimizer=saved[1], step=step,
+                                extra={"batch_rng": generator.get_state(), "rng": _rng_state(), "history": history,
+                                       "run": run_info or {}})
+                (out_dir / "metrics.json").write_text(json.dumps(history) + "\n", encoding="utf-8")
+        if on_eval is not None and main:
             on_eval(history)
         return val_loss
 
+    bar = None
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=config.max_steps, initial=step, unit="step", dynamic_ncols=True)
     history["stopped"] = "done"
     model.train()
-    with _StopOnInterrupt() as interrupt:
-        while step < config.max_steps:
-            started = time.perf_counter()
-            lr = optim.lr_at(step, max_lr=config.lr, min_lr=config.min_lr,
-                             warmup_steps=config.warmup_steps, total_steps=config.max_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss_sum = 0.0
-            for _ in range(config.grad_accum):
-                x, y = get_batch(train_data, config.batch_size, T, device, generator=generator)
-                with autocast_context(device):
-                    loss = cross_entropy(forward(x), y) / config.grad_accum
-                loss.backward()  # gradients add up over the micro-batches
-                loss_sum += loss.item()
-            if not math.isfinite(loss_sum):
-                where = (f"; the last good checkpoint (step {history['evals'][-1]['step']}) is in {out_dir}"
-                         if out_dir is not None and history["evals"] else "")
-                if progress:
-                    bar.close()
-                raise NonFiniteLoss(f"the loss became {loss_sum} at step {step}{where}; lower the learning rate "
-                                    "or keep warmup and gradient clipping on", step, history)
-            if config.grad_clip > 0:
-                optim.clip_grad_norm(model.parameters(), config.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            elapsed = time.perf_counter() - started
-            history["elapsed_s"] += elapsed
-            history["tokens"] += tokens_per_step
-            history["step"].append(step)
-            history["loss"].append(loss_sum)
-            history["lr"].append(lr)
-            if progress:
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{tokens_per_step / elapsed:,.0f}")
-            out_of_time = (config.time_limit_s is not None
-                           and wall_before + time.perf_counter() - wall_start >= config.time_limit_s)
-            stop = interrupt.requested or out_of_time
-            if step % config.eval_interval == 0 or step == config.max_steps or stop:
-                val_loss = evaluate_and_save()
-                if progress:
-                    bar.write(f"step {step}: train {history['evals'][-1]['train_loss']:.4f}, val {val_loss:.4f}")
-            if stop:
-                history["stopped"] = "interrupted" if interrupt.requested else "time limit"
-                break
-    if progress:
-        bar.close()
+    try:
+        with _StopOnInterrupt() as interrupt:
+            while step < planned:
+                started = time.perf_counter()
+                lr = optim.lr_at(step, max_lr=config.lr, min_lr=config.min_lr,
+                                 warmup_steps=min(config.warmup_steps, planned), total_steps=planned)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                loss_sum = 0.0
+                for _ in range(config.grad_accum):
+                    x, y = get_batch(train_data, config.batch_size, T, device, generator=generator)
+                    if parallel is not None:
+                        x, y = parallel.shard(x, y)  # every rank drew the same batch; each takes its rows
+                    with autocast_context(device):
+                        loss = cross_entropy(forward(x), y) / config.grad_accum
+                    loss.backward()  # gradients add up over the micro-batches
+                    loss_sum += loss.item()
+                if parallel is not None:
+                    loss_sum = parallel.mean(loss_sum)  # the whole batch's loss, the same on every rank
+                if not math.isfinite(loss_sum):
+                    raise NonFiniteLoss(f"the loss became {loss_sum} at step {step}{last_good()}; lower the learning "
+                                        "rate or keep warmup and gradient clipping on", step, history)
+                if config.grad_clip > 0:
+                    optim.clip_grad_norm(model.parameters(), config.grad_clip)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                elapsed = time.perf_counter() - started
+                history["elapsed_s"] += elapsed
+                history["tokens"] += tokens_per_step
+                history["step"].append(step)
+                history["loss"].append(loss_sum)
+                history["lr"].append(lr)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss_sum:.3f}", tok_s=f"{tokens_per_step / elapsed:,.0f}")
+                timed = config.time_limit_s is not None
+                if timed and step - first_step >= 10 and step == max(config.warmup_steps, first_step + 10):
+                    planned = plan()  # warmup is over: the first estimate of how many steps fit
+                out_of_time = timed and wall_now() >= config.time_limit_s
+                if parallel is not None:  # all ranks stop after the same step, for the same reason
+                    interrupt.requested = parallel.any(interrupt.requested)
+                    out_of_time = parallel.any(out_of_time)
+                fitted = timed and planned < config.max_steps and step >= planned  # the schedule's floor, in time
+                stop = interrupt.requested or out_of_time or fitted
+                if stop:
+                    history["stopped"] = "interrupted" if interrupt.requested else "time limit"
+                if step % config.eval_interval == 0 or step >= planned or stop:
+                    val_loss = evaluate_and_save()
+                    if bar is not None:
+                        bar.write(f"step {step}: train {history['evals'][-1]['train_loss']:.4f}, val {val_loss:.4f}")
+                    if timed and not stop:
+                        planned = plan()  # a better estimate, evaluations included
+                if stop:
+                    break
+    finally:
+        if bar is not None:
+            bar.close()
+        for module, cls in classes.items():  # the model leaves with the classes it came with
+            module.__class__ = cls
+    history["planned_steps"] = planned
     history["tokens_per_s"] = history["tokens"] / max(history["elapsed_s"], 1e-9)
     history["ms_per_step"] = 1000 * history["elapsed_s"] / max(len(history["step"]), 1)
     return history

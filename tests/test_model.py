@@ -359,3 +359,73 @@ def test_init_matches_transformers_statistics(gpt2_pair):
             hf_name = hf_name.replace(mine, gpt2)
         theirs_std = reference[hf_name].detach().float().std().item()
         assert abs(p.detach().float().std().item() - theirs_std) < 0.1 * max(theirs_std, 1e-3), name
+
+
+# ----------------------------------------------------------------------------------------
+# The fused kernels (issue 15): the same model, the same weights, the same numbers up to rounding
+
+
+def test_fast_kernels_compute_the_taught_modules():
+    from buildgpt.model import FastGELU, FastLayerNorm
+
+    x = randn(3, 5, 16, seed=1) * 3
+    ln = LayerNorm(16)
+    with torch.no_grad():
+        ln.weight.uniform_(0.5, 1.5)
+        ln.bias.uniform_(-1, 1)
+    fast_ln = FastLayerNorm(16)
+    fast_ln.load_state_dict(ln.state_dict())
+    assert torch.allclose(fast_ln(x), ln(x), atol=1e-5)
+    assert torch.allclose(FastLayerNorm(16, bias=False)(x), LayerNorm(16, bias=False)(x), atol=1e-5)
+    assert torch.allclose(FastGELU()(x), GELU()(x), atol=1e-6)
+
+
+def test_fast_attention_is_causal_only_for_the_causal_mask():
+    from buildgpt.attention import MultiHeadAttention
+    from buildgpt.model import FastAttention, is_causal_mask
+
+    torch.manual_seed(0)
+    taught = MultiHeadAttention(32, 4, use_fused=True)
+    fast = FastAttention(32, 4, use_fused=True)
+    fast.load_state_dict(taught.state_dict())
+    x = randn(2, 9, 32, seed=2)
+    mask = causal_mask(9)
+    assert is_causal_mask(mask, 9) and not is_causal_mask(mask.T, 9) and not is_causal_mask(torch.ones(9, 9, dtype=torch.bool), 9)
+    # the same kernel, told rather than shown the mask: the same numbers
+    assert torch.equal(fast(x, mask=mask), taught(x, mask=mask))
+    other = torch.rand(9, 9, generator=torch.Generator().manual_seed(3)) > 0.3
+    other |= torch.eye(9, dtype=torch.bool)
+    assert torch.equal(fast(x, mask=other), taught(x, mask=other)), "another mask must be used as it is"
+    assert torch.equal(fast(x), taught(x)), "no mask means no mask"
+    out, weights = fast(x, mask=mask, return_weights=True)
+    assert weights.shape == (2, 4, 9, 9) and torch.allclose(out, taught(x, mask=mask), atol=1e-6)
+
+
+def test_use_fast_kernels_keeps_the_weights_and_switches_back():
+    from buildgpt.model import use_fast_kernels
+
+    torch.manual_seed(0)
+    model = GPT(small_config())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ids = torch.randint(0, model.config.vocab_size, (2, model.config.context_length))
+    targets = torch.randint(0, model.config.vocab_size, ids.shape)
+
+    def logits_and_grads():
+        model.zero_grad()
+        logits = model(ids)
+        F.cross_entropy(logits.flatten(0, 1), targets.flatten()).backward()
+        return logits.detach(), [p.grad.clone() for p in model.parameters()]
+
+    taught, taught_grads = logits_and_grads()
+    assert use_fast_kernels(model) is model
+    kinds = {type(m).__name__ for m in model.modules()}
+    assert {"FastLayerNorm", "FastGELU", "FastAttention"} <= kinds and not {"LayerNorm", "GELU"} & kinds
+    fast, fast_grads = logits_and_grads()
+    assert torch.allclose(fast, taught, atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(fast_grads, taught_grads))
+    assert model.state_dict().keys() == before.keys()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())
+    use_fast_kernels(model, enabled=False)
+    kinds = {type(m).__name__ for m in model.modules()}
+    assert {"LayerNorm", "GELU", "MultiHeadAttention"} <= kinds and not any(k.startswith("Fast") for k in kinds)
+    assert torch.equal(model(ids), taught)

@@ -290,7 +290,7 @@ def test_train_stops_on_nan_and_keeps_the_last_good_checkpoint(text_file, tmp_pa
     assert first.returncode == 0, first.stderr
     good = (run / "ckpt.pt").read_bytes()
     blown = cli("train", "--out", str(run), "--resume", "--max-steps", "20", "--lr", "inf", "--min-lr", "0",
-                "--no-progress", "--threads", "1")
+                "--reschedule", "--no-progress", "--threads", "1")
     assert blown.returncode == 2 and "Traceback" not in blown.stderr, blown.stderr
     message = blown.stderr.strip()
     assert message.startswith("error: the loss became") and "at step 11" in message and "step 10" in message, message
@@ -374,3 +374,163 @@ def test_sampling_explorer_precomputes_every_setting():
     topk = per_t[1].children[1].children[0].value
     assert "3 of 66 tokens" in topk and "ROMEO:" in topk
     assert explorer.fallback_html and "ROMEO:" in explorer.fallback_html
+
+
+# ----------------------------------------------------------------------------------------
+# Issue 15: safe loading, any module, NaN evaluations, options checked first, schedules, threads
+
+
+class _WritesAFile:
+    """A pickle payload: unpickling it would call os.system and create a file."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.target}",))
+
+
+def test_a_checkpoint_carrying_a_malicious_pickle_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / "payload-ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": 1, "config": SMALL.to_dict(), "model": GPT(SMALL).state_dict(), "tokenizer": {},
+                "step": 0, "optimizer": None, "extra": {"surprise": _WritesAFile(marker)}}, evil)
+    with pytest.raises(ValueError) as info:
+        load_checkpoint(evil)
+    message = str(info.value)
+    assert "refused" in message and "\n" not in message and "Traceback" not in message, message
+    assert not marker.exists(), "the payload ran"
+    result = cli("generate", "--ckpt", str(evil), "--max-new-tokens", "1")
+    assert result.returncode == 2 and "refused" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not marker.exists(), "the payload ran in the generate command"
+
+
+def test_save_checkpoint_takes_any_module_and_optimizer(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(5, 3)).sum().backward()
+    optimizer.step()
+    save_checkpoint(tmp_path / "any.pt", model=model, optimizer=optimizer, step=7)
+    state = load_checkpoint(tmp_path / "any.pt")  # weights_only=True reads it
+    assert state["config"] is None and state["step"] == 7 and state["tokenizer"] == {}
+    twin = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    twin.load_state_dict(state["model"])
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), twin.parameters()))
+    twin_opt = torch.optim.SGD(twin.parameters(), lr=0.1, momentum=0.9)
+    twin_opt.load_state_dict(state["optimizer"])
+    assert torch.equal(twin_opt.state[next(twin.parameters())]["momentum_buffer"],
+                       optimizer.state[next(model.parameters())]["momentum_buffer"])
+    with pytest.raises(ValueError, match="without a GPTConfig"):
+        load_model(tmp_path / "any.pt")
+
+
+def test_a_nan_evaluation_never_becomes_the_checkpoint(tmp_path):
+    """The exact command of issue 15: the first evaluation is nan, so no checkpoint may claim to be good."""
+    run = tmp_path / "nan-eval"
+    result = cli("train", "--preset", "char-tiny", "--eval-interval", "1", "--lr", "1e30", "--warmup-steps", "0",
+                 "--grad-clip", "0", "--data", str(dataset_path("tinyshakespeare.txt")), "--out", str(run),
+                 "--max-steps", "3", "--eval-iters", "2", "--no-progress", "--threads", "1")
+    message = result.stderr.strip()
+    assert result.returncode == 2 and len(message.splitlines()) == 1 and "Traceback" not in message, message
+    assert "evaluation at step 1" in message and "no checkpoint was written" in message, message
+    assert not (run / "ckpt.pt").exists(), "a checkpoint with a nan validation loss was written"
+
+
+def test_a_nan_evaluation_keeps_the_previous_good_checkpoint(corpus, tmp_path):
+    train_ids, val_ids, meta = corpus
+    tok = {"kind": "char", "vocab": meta["vocab"]}
+    torch.manual_seed(0)
+    model = GPT(SMALL)
+    train(model, train_ids, val_ids, TrainConfig(max_steps=2, batch_size=4, warmup_steps=0, eval_interval=2,
+                                                 eval_iters=1), out_dir=tmp_path, tokenizer_meta=tok, progress=False)
+    good = (tmp_path / "ckpt.pt").read_bytes()
+    with pytest.raises(NonFiniteLoss, match="evaluation at step 3.*last good checkpoint \\(step 2\\)"):
+        train(model, train_ids, val_ids, TrainConfig(max_steps=4, batch_size=4, warmup_steps=0, eval_interval=1,
+                                                     eval_iters=1, lr=1e30, min_lr=0.0, grad_clip=0.0),
+              out_dir=tmp_path, tokenizer_meta=tok, resume=True, progress=False)
+    assert (tmp_path / "ckpt.pt").read_bytes() == good
+    assert math.isfinite(load_checkpoint(tmp_path)["extra"]["history"]["evals"][-1]["val_loss"])
+
+
+def test_a_refused_option_leaves_nothing_behind(text_file, tmp_path):
+    for bad in (["--lr", "-1"], ["--dropout", "1.5"], ["--warmup-steps", "99999"]):
+        run = tmp_path / "refused"
+        result = cli("train", "--data", str(text_file), "--out", str(run), *bad)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert not run.exists(), f"{bad} was refused but {sorted(p.name for p in run.iterdir())} was written"
+
+
+def test_resume_refuses_to_change_the_schedule_without_reschedule(text_file, tmp_path):
+    run = tmp_path / "r"
+    assert cli("train", *TINY_RUN, "--max-steps", "4", "--eval-interval", "2", "--data", str(text_file),
+               "--out", str(run)).returncode == 0
+    before = (run / "ckpt.pt").read_bytes()
+    refused = cli("train", "--out", str(run), "--resume", "--max-steps", "8", "--no-progress", "--threads", "1")
+    message = refused.stderr.strip()
+    assert refused.returncode == 2 and len(message.splitlines()) == 1, message
+    assert "--max-steps 8" in message and "--reschedule" in message, message
+    assert (run / "ckpt.pt").read_bytes() == before
+    accepted = cli("train", "--out", str(run), "--resume", "--max-steps", "8", "--reschedule", "--no-progress",
+                   "--threads", "1")
+    assert accepted.returncode == 0, accepted.stderr
+    assert load_checkpoint(run)["step"] == 8
+    same = cli("train", "--out", str(run), "--resume", "--max-steps", "8", "--no-progress", "--threads", "1")
+    assert "--reschedule" not in same.stderr  # the same value is not a change
+
+
+def test_time_limit_plans_the_schedule_to_reach_its_floor(corpus):
+    train_ids, val_ids, _ = corpus
+    torch.manual_seed(0)
+    config = TrainConfig(max_steps=100_000, batch_size=4, lr=1e-3, min_lr=1e-4, warmup_steps=5, eval_interval=20,
+                         eval_iters=1, time_limit_s=3.0)
+    history = train(GPT(SMALL), train_ids, val_ids, config, progress=False)
+    assert history["stopped"] == "time limit"
+    assert history["planned_steps"] < config.max_steps and history["step"][-1] == history["planned_steps"]
+    assert history["evals"][-1]["wall_s"] < 3.0 * 1.5, history["evals"][-1]
+    peak_steps = [s for s, lr in zip(history["step"], history["lr"]) if lr > 0.9 * config.lr]
+    assert history["lr"][-1] < config.min_lr + 0.05 * (config.lr - config.min_lr), history["lr"][-5:]
+    assert len(peak_steps) < len(history["step"]) / 2, "the run stopped with the learning rate near its peak"
+
+
+def test_default_threads_follow_the_load(monkeypatch):
+    from buildgpt import threads
+
+    monkeypatch.setattr(threads, "_usable_cpus", lambda: 2)
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (7.5, 6.0, 5.0))
+    assert threads.default_threads() == 1
+    monkeypatch.setattr(threads.os, "getloadavg", lambda: (0.2, 0.1, 0.1))
+    assert 1 <= threads.default_threads() <= 2
+    with pytest.raises(ValueError, match="--threads"):
+        threads.set_threads(0)
+    for command in ("train", "generate", "finetune", "chat"):
+        result = cli(command, "--help")
+        assert "--threads" in result.stdout and "load average" in result.stdout, command
+
+
+def test_foreach_adamw_gives_the_same_numbers_as_the_loop(corpus):
+    train_ids, _, _ = corpus
+    torch.manual_seed(0)
+    models = [GPT(GPTConfig(**{**SMALL.to_dict(), "dropout": 0.0})) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    optimizers = [AdamW(param_groups(m, 0.1), lr=3e-3, betas=(0.9, 0.99), foreach=f) for m, f in zip(models, (False, True))]
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(15):
+        x, y = get_batch(train_ids, 4, 16, generator=gen)
+        for model, opt in zip(models, optimizers):
+            cross_entropy(model(x), y).backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+    assert all(torch.equal(a, b) for a, b in zip(models[0].parameters(), models[1].parameters()))
+
+
+def test_fast_training_is_the_taught_training_up_to_rounding(corpus):
+    train_ids, val_ids, _ = corpus
+    runs = []
+    for fast in (False, True):
+        torch.manual_seed(0)
+        model = GPT(GPTConfig(**{**SMALL.to_dict(), "dropout": 0.0}))
+        history = train(model, train_ids, val_ids, TrainConfig(max_steps=10, batch_size=4, warmup_steps=2,
+                                                               eval_interval=10, eval_iters=1, fast=fast), progress=False)
+        assert type(model.blocks[0].ln_1).__name__ == "LayerNorm", "the trainer must give the model back as it came"
+        runs.append(history["loss"])
+    assert max(abs(a - b) for a, b in zip(*runs)) < 1e-4, runs

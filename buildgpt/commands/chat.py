@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from buildgpt.impl import add_impl_argument, load_impl
+from buildgpt.threads import THREADS_HELP, set_threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=200)
     parser.add_argument("--seed", type=int, default=None, help="seed for sampling when --temperature > 0")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    parser.add_argument("--threads", type=int, help=THREADS_HELP)
     add_impl_argument(parser)
 
 
@@ -32,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from buildgpt.commands import CommandError
     from buildgpt.commands.finetune import load_any, pick_device
     impl = load_impl(args)  # buildgpt, or the student's own package (--impl mygpt)
+    set_threads(args.threads)
     end_of_text_id, generate_response = impl.instruct.end_of_text_id, impl.instruct.generate_response
 
     if args.temperature < 0:

@@ -22,11 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import tempfile
 from pathlib import Path
 
 from buildgpt.commands import CommandError
 from buildgpt.impl import add_impl_argument, load_impl
+from buildgpt.threads import THREADS_HELP, set_threads
 
 GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 
@@ -48,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=200)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its state.pt")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    parser.add_argument("--threads", type=int, help=THREADS_HELP)
     add_impl_argument(parser)
 
 
@@ -111,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     from buildgpt.resources import dataset_path
 
     impl = load_impl(args)  # buildgpt, or the student's own package (--impl mygpt)
+    set_threads(args.threads)
     save_checkpoint = impl.checkpoint.save_checkpoint
     ins, lora = impl.instruct, impl.lora
     encode_example, end_of_text_id, evaluate_loss, evaluate_responses = (
@@ -157,7 +161,11 @@ def run(args: argparse.Namespace) -> int:
     optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
     start_step, history = 0, None
     if args.resume:
-        saved = torch.load(state_path, map_location=device, weights_only=False)
+        try:  # tensors and plain data only: a state.pt that asks to build other objects is refused, never run
+            saved = torch.load(state_path, map_location=device, weights_only=True)
+        except pickle.UnpicklingError:
+            raise CommandError(f"{state_path} holds Python objects besides tensors and plain data, which could run "
+                               "code when loaded; it was not loaded: start the run again without --resume") from None
         if saved["options"]["lora_rank"] != args.lora_rank or saved["options"]["seed"] != args.seed:
             raise CommandError(f"the run in {out} used --lora-rank {saved['options']['lora_rank']} and --seed "
                                f"{saved['options']['seed']}; resume it with the same options")

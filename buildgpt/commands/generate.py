@@ -17,6 +17,7 @@ from pathlib import Path
 
 from buildgpt.commands import CommandError
 from buildgpt.impl import add_impl_argument, load_impl
+from buildgpt.threads import THREADS_HELP, set_threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-samples", type=int, default=1, help="how many continuations (default 1)")
     parser.add_argument("--seed", type=int, help="random seed, for a repeatable sample")
     parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default)")
+    parser.add_argument("--threads", type=int, help=THREADS_HELP)
     add_impl_argument(parser)
 
 
@@ -36,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     impl = load_impl(args)  # buildgpt, or the student's own package (--impl mygpt)
+    set_threads(args.threads)
     load_model, resolve_device, generate = impl.checkpoint.load_model, impl.data.resolve_device, impl.sampling.generate
 
     if args.max_new_tokens < 0 or args.num_samples < 1:

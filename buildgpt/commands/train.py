@@ -9,8 +9,14 @@ Examples:
 or a folder prepared by buildgpt.data.prepare_corpus. Every --eval-interval steps the run
 evaluates on the validation split and writes OUT/ckpt.pt (model, optimizer, step, RNG states,
 config, tokenizer) and OUT/metrics.json. Ctrl-C finishes the current step, saves, and exits;
---resume continues it with identical results. A NaN or infinite loss stops the run and keeps
-the last good checkpoint. On a CPU that other programs keep busy, --threads 1 is often faster.
+--resume continues it with identical results (options that change the learning-rate schedule,
+such as a new --max-steps, need --reschedule). A NaN or infinite loss, in training or in an
+evaluation, stops the run and keeps the last good checkpoint. --time-limit plans the schedule to
+end within the time: after warmup, the measured wall time per step (evaluations included, measured
+again at every evaluation) says how many steps fit; the cosine reaches --min-lr there and the run
+stops. --threads defaults to 1 when the load average shows the CPU cores already busy, otherwise to
+one thread per physical core. Training uses PyTorch's fused kernels (the same math as the
+chapters' code, up to float rounding); --taught-kernels runs the chapters' own code.
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ from pathlib import Path
 
 from buildgpt.commands import CommandError
 from buildgpt.impl import add_impl_argument, load_impl
+from buildgpt.threads import THREADS_HELP, set_threads
+
+# Options whose change on --resume would silently bend the learning-rate schedule of the run.
+SCHEDULE_OPTIONS = ("max_steps", "warmup_steps", "lr", "min_lr", "time_limit_s")
 
 BOOK_PRESET = "char-book"
 # The book's default training settings for the char presets (benchmarks/pretrain.py measures them).
@@ -41,11 +51,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dropout", type=float, help="override the preset's dropout")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its ckpt.pt")
     parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (the fastest here; default)")
-    parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
+    parser.add_argument("--threads", type=int, help=THREADS_HELP)
     parser.add_argument("--export", type=Path, help="at the end, also write a weights-only checkpoint here (no optimizer)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     parser.add_argument("--time-limit", type=float, metavar="SECONDS", dest="time_limit_s",
-                        help="stop (evaluate and save) after this much wall time")
+                        help="end the run within this much wall time: the schedule is re-planned from the measured "
+                             "time per step so that the learning rate reaches --min-lr when the time is up")
+    parser.add_argument("--reschedule", action="store_true",
+                        help="with --resume: accept a new --max-steps, --warmup-steps, --lr, --min-lr or --time-limit, "
+                             "which changes the learning-rate schedule of the run")
+    parser.add_argument("--taught-kernels", dest="fast", action="store_false", default=None,
+                        help="train with the chapters' own LayerNorm, GELU, attention and AdamW loop instead of "
+                             "PyTorch's fused kernels (slower; the same math)")
     group = parser.add_argument_group("training (defaults: the book's run)")
     for name, default in BOOK_TRAINING.items():
         group.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=None,
@@ -105,10 +122,7 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out} is a file; give a folder for the run (e.g. runs/NAME)")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise CommandError(f"--threads must be at least 1; got {args.threads}")
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     device = resolve_device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else resolve_device(args.device)
 
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
@@ -122,7 +136,14 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"{out / CHECKPOINT_FILE} was not written by the train command, so it cannot be resumed")
         corpus = Path(run_info["corpus"])
         model_config = GPTConfig(**state["config"])
-        train_settings = {**state["extra"]["history"]["config"], **overrides}
+        planned = state["extra"]["history"]["config"]
+        changed = [name for name in SCHEDULE_OPTIONS if name in overrides and overrides[name] != planned.get(name)]
+        if changed and not args.reschedule:
+            name = changed[0]
+            flag = "--time-limit" if name == "time_limit_s" else "--" + name.replace("_", "-")
+            raise CommandError(f"{flag} {overrides[name]} would change the learning-rate schedule of this run "
+                               f"(it has {planned.get(name)}); add --reschedule to accept that, or leave {flag} out")
+        train_settings = {**planned, **overrides}
     else:
         if args.data is None:
             raise CommandError("--data is required for a new run; pass a text file such as datasets/tinyshakespeare.txt")
@@ -132,15 +153,17 @@ def run(args: argparse.Namespace) -> int:
 
         if args.preset not in PRESETS:  # before the corpus is tokenized, not after
             raise CommandError(f"unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
-        corpus = _prepare(args.data, out, args.tokenizer, args.vocab_size, impl)
-        _, _, meta = load_corpus(corpus)
-        shape = {"vocab_size": meta["vocab_size"]}
+        shape = {}
         if args.context_length is not None:
             shape["context_length"] = args.context_length
         if args.dropout is not None:
             shape["dropout"] = args.dropout
-        model_config = GPTConfig.from_preset(args.preset, **shape)
         train_settings = {**BOOK_TRAINING, **overrides}
+        GPTConfig.from_preset(args.preset, **shape)  # every option is checked before anything is written
+        TrainConfig(**train_settings)
+        corpus = _prepare(args.data, out, args.tokenizer, args.vocab_size, impl)
+        _, _, meta = load_corpus(corpus)
+        model_config = GPTConfig.from_preset(args.preset, **shape, vocab_size=meta["vocab_size"])
     train_ids, val_ids, meta = load_corpus(corpus)
     if model_config.vocab_size < meta["vocab_size"]:
         raise CommandError(f"the model's vocabulary ({model_config.vocab_size}) is smaller than the corpus's "
