@@ -100,7 +100,7 @@ def carry_outputs(nb, chapter: Chapter, source, force: bool, log) -> None:
         nb.metadata["widgets"] = executed.metadata["widgets"]
 
 
-# Cell tags the website shows: myst-nb gives each cell a `tag_<tag>` class, which _static/course.css
+# Cell tags the website shows: myst-nb gives each cell a `tag_<tag>` class, which _theme/course.css
 # labels. nbgrader does not see tags (they are not in its checksums), and they are added after the
 # source's hash is taken, so they never make a chapter execute again.
 EXERCISE_TAGS = {"solution": "exercise-answer", "grade": "exercise-tests"}

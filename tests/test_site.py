@@ -125,3 +125,48 @@ def test_widget_selectors_switch_views_without_a_kernel(browser, server, name):
             assert after != before, f"{name}: choosing another option of {kind} {i} did not change the view"
             switched += 1
     assert switched, f"{name}: its widget selectors have a single choice each"
+
+
+@pytest.mark.parametrize("width, height", [(390, 844), (820, 1180)], ids=["phone", "tablet"])
+def test_narrow_screens_open_the_chapter_list_and_navigate_by_it(browser, server, width, height):
+    """Below 992 px the sidebar is a drawer: the one visible ☰ button opens it (pydata-sphinx-theme 0.17
+    wires only a hidden twin of that button; _theme/course.js hands the click over), and a chapter
+    chosen in it opens."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(f"console error: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.goto(f"{server}/book/01-tokens.html", wait_until="networkidle")
+    sidebar_links = page.locator("#pst-primary-sidebar a[href='03-attention.html']")
+    assert not sidebar_links.first.is_visible(), "on a narrow screen the chapter list starts hidden"
+    toggles = page.locator(".primary-toggle:visible")
+    assert toggles.count() == 1, f"expected one visible ☰ button, found {toggles.count()}"
+    toggles.first.click()
+    page.wait_for_function("document.getElementById('pst-primary-sidebar-modal').open", timeout=5_000)
+    link = page.locator("#pst-primary-sidebar-modal a[href='03-attention.html']")
+    assert link.is_visible(), "the opened drawer lists the chapters"
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"nav-open-{width}x{height}.png"))
+    link.click()
+    page.wait_for_url("**/book/03-attention.html", timeout=10_000)
+    assert "Attention" in page.title()
+    page.close()
+    assert not problems, problems
+
+
+def test_desktop_toggle_collapses_the_sidebar(browser, server):
+    """At 1280 px the visible toggle hides the chapter list and brings it back (no drawer)."""
+    page, problems = open_page(browser, f"{server}/book/01-tokens.html")
+    sidebar = page.locator("#pst-primary-sidebar")
+    assert sidebar.is_visible()
+    toggle = page.locator(".primary-toggle:visible")
+    assert toggle.count() == 1
+    toggle.first.click()
+    page.wait_for_timeout(400)
+    assert not sidebar.is_visible(), "the toggle did not collapse the sidebar"
+    assert not page.evaluate("document.getElementById('pst-primary-sidebar-modal').open")
+    toggle.first.click()
+    page.wait_for_timeout(400)
+    assert sidebar.is_visible(), "the toggle did not bring the sidebar back"
+    page.close()
+    assert not problems, problems
