@@ -478,7 +478,8 @@ def write_package(plan_: Plan, folder: Path, reference: set[str]) -> dict[str, l
         text, spans[module] = module_text(plan_, module, reference)
         (folder / f"{module}.py").write_text(text, encoding="utf-8")
     yours = [g for g, ex in plan_.exercises.items() if g not in reference and ex.student is not None]
-    info = {"yours": len(yours), "total": len(plan_.exercises), "reference": [g for g in plan_.exercises if g not in yours]}
+    info = {"yours": len(yours), "total": len(plan_.exercises), "reference": [g for g in plan_.exercises if g not in yours],
+            "reference_summary": reference_summary(plan_, set(plan_.exercises) - set(yours))}
     (folder / "__init__.py").write_text(
         f'"""{plan_.package}: a GPT built from your own answers to "Build a Large Language Model From Scratch".\n\n'
         "Made by `python -m autograder assemble`; REPORT.md says which code is yours. Run it with the course's\n"
@@ -595,6 +596,37 @@ def run_tests(plan_: Plan, package_dir: Path, spans: dict, reference: set[str], 
     return failures
 
 
+MAX_ROUNDS = 8
+
+
+def _module_deps(folder: Path) -> dict[str, set[str]]:
+    """module -> every package module it imports, directly or not (from the written package's text)."""
+    direct = {}
+    for path in folder.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        direct[path.stem] = set(re.findall(r"^\s*from \.(\w+) import", text, re.M)) | {
+            n.strip().split(" as ")[0] for names in re.findall(r"^\s*from \. import (.+)$", text, re.M) for n in names.split(",")}
+    closure = {}
+    for module in direct:
+        seen, todo = set(), [module]
+        while todo:
+            for dep in direct.get(todo.pop(), ()):
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+        closure[module] = seen | {module}
+    return closure
+
+
+def _may_use(ex: Exercise, earlier: Exercise, deps: dict[str, set[str]]) -> bool:
+    """Whether exercise `ex` (its code or its tests) may run the code of `earlier`."""
+    if earlier.module is None:
+        return ex.chapter == earlier.chapter and ex.module is None
+    if ex.module is None:
+        return True  # a chapter's own code runs with everything the chapter imports
+    return earlier.module in deps.get(ex.module, {ex.module})
+
+
 def _blame(err: dict, package_dir: Path, spans: dict) -> str:
     for filename, lineno in reversed(err["frames"]):
         path = Path(filename or "")
@@ -641,9 +673,10 @@ def assemble(paths: list[Path], out: Path, fill_missing: bool = False, timeout: 
     chapters = list(dict.fromkeys(ex.chapter for ex in p.exercises.values()))
     first_failures: dict[str, str] = dict(static)
     reference = set(static)
+    order = list(p.exercises)
     with tempfile.TemporaryDirectory(prefix="assemble-") as tmp:
         to_test = [c for c in chapters if any(ex.chapter == c and g not in reference for g, ex in p.exercises.items())]
-        for round_ in range(4):
+        for round_ in range(MAX_ROUNDS):
             folder = Path(tmp) / f"round{round_}" / package
             spans = write_package(p, folder, reference)
             if not to_test:
@@ -656,11 +689,18 @@ def assemble(paths: list[Path], out: Path, fill_missing: bool = False, timeout: 
                 first_failures.setdefault(g, why)
             if not new:
                 break
-            reference |= set(new)
-            to_test = [c for c in chapters if c >= min(p.exercises[g].chapter for g in new)
+            # An answer that fails may only fail because an earlier one it builds on is wrong (a wrong
+            # attention breaks the GPT): those get another try once the earlier ones are the reference.
+            deps = _module_deps(folder)
+            suspects = {e for e in new if round_ < MAX_ROUNDS - 2 and any(
+                order.index(g) < order.index(e) and _may_use(p.exercises[e], p.exercises[g], deps) for g in new)}
+            roots = set(new) - suspects
+            reference |= roots
+            to_test = [c for c in chapters if c >= min(p.exercises[g].chapter for g in roots)
                        and any(ex.chapter == c and g not in reference for g, ex in p.exercises.items())]
         else:
-            raise UserError("the package still fails its tests after four rounds; this is a bug of the course, please report it.")
+            raise UserError(f"the package still fails its tests after {MAX_ROUNDS} rounds; this is a bug of the course, "
+                            "please report it.")
         # exercises that failed at first only because of another answer now pass with the reference under them
         recovered = [g for g in first_failures if g not in reference]
         table = _table(p, reference, first_failures)
@@ -668,8 +708,11 @@ def assemble(paths: list[Path], out: Path, fill_missing: bool = False, timeout: 
             log(table)
             if recovered:
                 log(f"({', '.join(recovered)} failed too, but pass once the exercises above are fixed.)")
-            log(f"{len(reference)} of {len(p.exercises)} exercises need work, so no package was written. Fix them, "
-                f"or add --fill-missing to take the course's reference answer for those only.")
+            absent = [c[:2] for c in chapters if c not in p.notebooks]
+            need = sum(1 for g in reference if p.exercises[g].chapter in p.notebooks)
+            log(f"No package was written: {need} exercise(s) above need work"
+                + (f", and no notebook was given for chapter(s) {', '.join(absent)}" if absent else "")
+                + ". Fix them, or add --fill-missing to take the course's reference answer for those only.")
             return 1
         yours = len(p.exercises) - len(reference)
         report = _report(p, reference, first_failures, recovered, table)
@@ -682,14 +725,33 @@ def assemble(paths: list[Path], out: Path, fill_missing: bool = False, timeout: 
         log(table)
     summary = f"using your code for {yours} of {len(p.exercises)} exercises"
     if reference:
-        summary += "; reference for " + ", ".join(sorted(reference, key=list(p.exercises).index))
+        summary += "; reference for " + reference_summary(p, reference)
     log(f"wrote {out}/ ({summary}); the tests of every chapter you gave pass against it.")
     log(f"train it: python -m buildgpt train --impl {out} --data datasets/tinyshakespeare.txt --out runs/mine")
     return 0
 
 
+def reference_summary(p: Plan, reference: set[str]) -> str:
+    """'ex-03-sdpa; chapters 00, 01, 02 (no notebook given)': the reference code a package uses, short."""
+    absent = [slug for slug in dict.fromkeys(ex.chapter for ex in p.exercises.values()) if slug not in p.notebooks]
+    ids = [g for g in p.exercises if g in reference and p.exercises[g].chapter not in absent]
+    parts = ([", ".join(ids)] if ids else []) + (
+        [f"chapter{'s' if len(absent) > 1 else ''} {', '.join(c[:2] for c in absent)} (no notebook given)"] if absent else [])
+    return "; ".join(parts)
+
+
+def _rows(p: Plan, reference: set[str], why: dict[str, str]) -> list[tuple[str, str, str]]:
+    rows = [(p.exercises[g].chapter, g, why.get(g, "")) for g in p.exercises
+            if g in reference and p.exercises[g].chapter in p.notebooks]
+    for slug in dict.fromkeys(ex.chapter for ex in p.exercises.values()):
+        if slug not in p.notebooks:
+            n = sum(1 for ex in p.exercises.values() if ex.chapter == slug)
+            rows.append((slug, f"(all {n})", "no notebook of this chapter was given"))
+    return rows
+
+
 def _table(p: Plan, reference: set[str], why: dict[str, str]) -> str:
-    rows = [(p.exercises[g].chapter, g, why.get(g, "")) for g in p.exercises if g in reference]
+    rows = _rows(p, reference, why)
     if not rows:
         return ""
     w1 = max(len("chapter"), *(len(r[0]) for r in rows))
@@ -708,8 +770,8 @@ def _report(p: Plan, reference: set[str], why: dict, recovered: list[str], table
     if reference:
         lines += ["## The course's reference answers it uses instead of yours", "",
                   "| chapter | exercise | why |", "| --- | --- | --- |"]
-        lines += [f"| {p.exercises[g].chapter} | {g} | {why.get(g, '').replace('|', '/')} |"
-                  for g in p.exercises if g in reference]
+        for chapter_, gid, text in _rows(p, reference, why):
+            lines.append(f"| {chapter_} | {gid} | {text.replace('|', '/')} |")
         lines.append("")
     if recovered:
         lines += [f"These failed at first only because of the ones above, and are yours: {', '.join(recovered)}.", ""]

@@ -56,7 +56,7 @@ class Impl:
             return f"using the implementation in {self.name}{where}"
         text = f"using your code for {info['yours']} of {info['total']} exercises"
         if info.get("reference"):
-            text += "; reference for " + ", ".join(info["reference"])
+            text += "; reference for " + (info.get("reference_summary") or ", ".join(info["reference"]))
         return text + f" (package {self.name}{where})"
 
 
