@@ -36,7 +36,7 @@ from .chapters import Chapter, answer_cells, exercise_of, find_root, list_chapte
 from .course import build_course, generate_assignment
 from .errors import UserError
 from .preflight import Preflight, preflight
-from .sandbox import Job, Limits, run_many
+from .sandbox import WORKER_ATTEMPTS, Job, Limits, run_many
 
 ENGINE_VERSION = "2"  # part of every run's key: a new engine grades everything again
 RUNS = "sandbox"  # OUT/course/sandbox/STUDENT/CHAPTER/: the clean copy run, its record, its status
@@ -155,15 +155,26 @@ def grade(submissions: Path, out: Path, jobs: int | None = None, force: bool = F
         """Each notebook's result is final as soon as it is run: a grader that dies later (a crash,
         a SIGKILL) loses nothing, and a re-run goes on with the notebooks that were not run yet."""
         record = records.get(job.key) or {}
-        if "notebook" not in record:  # the worker itself failed: keep a record that says so
-            record = {"stopped": record.get("stopped", "the notebook could not be run"), "cells": [], "notebook": None}
-            job.result.write_text(json.dumps(record))
-        (job.result.parent / "pending-key").replace(job.result.parent / "key")
+        if record.get("grader_failed"):  # not the student's 0: leave it pending, a re-run tries again
+            job.result.unlink(missing_ok=True)
+        else:
+            if "notebook" not in record:  # the worker ran out of time: keep a record that says so
+                record = {"stopped": record.get("stopped", "the notebook could not be run"), "cells": [], "notebook": None}
+                job.result.write_text(json.dumps(record))
+            (job.result.parent / "pending-key").replace(job.result.parent / "key")
         bar.update(1)
 
     if todo:
         run_many(todo, limits, jobs, progress=finished, results=records)
     bar.close()
+
+    failed_runs = {job.key for job in todo if (records.get(job.key) or {}).get("grader_failed")}
+    for pre in [p for p in chosen if f"{p.student}/{p.file}" in failed_runs]:
+        chosen.remove(pre)
+        why = records[f"{pre.student}/{pre.file}"].get("stopped", "no record")
+        problems.append(Problem(pre.student, pre.file, pre.chapter,
+                                f"the grader's worker died {WORKER_ATTEMPTS} times without a result ({why}); "
+                                "nothing was scored: run `grade` again, and look at this notebook if it keeps happening"))
 
     # 3. nbgrader scores the clean copies from the recorded outputs, then writes feedback
     statuses = {}

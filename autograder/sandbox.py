@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ENV_PREFIX = "BUILDGPT_SANDBOX_"
+WORKER_ATTEMPTS = 3  # runs of a notebook whose worker dies without writing its record
 BASE_UID = 61000  # as root, notebook slot k runs as uid BASE_UID + k (no such user needs to exist)
 
 
@@ -595,7 +596,15 @@ def run_many(jobs: list[Job], limits: Limits, workers: int, progress=None,
     def one(job: Job) -> None:
         slot = slots.get()
         try:
-            results[job.key] = _run_worker(job, limits, slot)
+            # A worker that dies without a record (killed from outside, a crash of the grader's own
+            # code) is not the student's doing as far as anyone can tell: run it again, twice.
+            for attempt in range(WORKER_ATTEMPTS):
+                record = _run_worker(job, limits, slot)
+                if "notebook" in record or record.get("timed_out"):
+                    break
+            else:
+                record["grader_failed"] = True
+            results[job.key] = record
         finally:
             slots.put(slot)
             if progress is not None:
@@ -618,7 +627,8 @@ def _run_worker(job: Job, limits: Limits, slot: int) -> dict:
     except subprocess.TimeoutExpired:
         _kill_session(proc)
         out = ""
-        return {"stopped": f"the notebook's worker did not finish within {deadline:g} s and was killed", "cells": []}
+        return {"stopped": f"the notebook's worker did not finish within {deadline:g} s and was killed", "cells": [],
+                "timed_out": True}
     finally:
         _kill_session(proc)
     if job.result.exists():
