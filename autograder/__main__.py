@@ -1,4 +1,4 @@
-"""Command line of the autograder: release, check, grade, assemble."""
+"""Command line of the autograder: release, check, grade, assemble, compare."""
 
 from __future__ import annotations
 
@@ -33,12 +33,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--memory", type=int, default=4096, help="MB of memory a notebook's kernel may use (default 4096)")
     p.add_argument("--max-procs", type=int, default=32, help="processes a notebook may start (default 32)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    p.add_argument("--private-tests", type=Path, metavar="DIR",
+                   help="your own extra tests, one NN-slug.py per chapter, graded and never shown (see the instructor guide)")
 
     p = commands.add_parser("assemble", help="turn your completed notebooks into your own GPT package (mygpt/) for the commands' --impl")
     p.add_argument("notebooks", type=Path, nargs="+", help="chapter notebooks (.ipynb), or folders of them")
     p.add_argument("--out", type=Path, required=True, help="the package folder to write, e.g. mygpt (its name is the import name)")
     p.add_argument("--fill-missing", action="store_true", help="take the course's reference answer for every unsolved or failing exercise")
     p.add_argument("--timeout", type=float, default=600, help="seconds the tests of one chapter may run (default 600)")
+
+    p = commands.add_parser("compare", help="compare your run's validation loss with the course's reference code trained the same way")
+    p.add_argument("run", type=Path, help="a run folder from `python -m buildgpt train --impl mygpt ...`")
+    p.add_argument("--reference", type=Path, help="a reference run to compare with (default: train one now, same settings)")
+    p.add_argument("--tolerance", type=float, default=0.02, help="largest difference in validation loss that still matches (default 0.02)")
+    p.add_argument("--threads", type=int, help="CPU threads for the reference run (the same as your run's gives bit-equal losses)")
 
     args = parser.parse_args(argv)
     try:
@@ -57,13 +65,17 @@ def main(argv: list[str] | None = None) -> int:
             from .assemble import assemble
 
             return assemble(args.notebooks, args.out, fill_missing=args.fill_missing, timeout=args.timeout)
+        if args.command == "compare":
+            from .compare import compare
+
+            return compare(args.run, args.reference, tolerance=args.tolerance, threads=args.threads)
         if args.command == "grade":
             from .grade import grade
             from .sandbox import Limits
 
             limits = Limits(cell_timeout=args.timeout, budget=args.budget, memory_mb=args.memory, max_procs=args.max_procs)
             return grade(args.submissions, args.out, jobs=args.jobs, force=args.force, limits=limits,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, private=args.private_tests)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -44,20 +44,20 @@ class Impl:
                 raise
         if module not in self._fallbacks and module not in ("resources", "viz"):
             self._fallbacks.add(module)
-            print(f"note: {self.name} has no {module} module (it was assembled without that chapter); "
-                  f"using buildgpt.{module}", flush=True)
+            print(f"note: {self.name} has no {module} module (no chapter you assembled writes it); "
+                  f"using the course's buildgpt.{module}", flush=True)
         return importlib.import_module(f"buildgpt.{module}")
 
     def banner(self) -> str:
         """'using your code for 41 of 49 exercises; reference for ...' from the package's ASSEMBLY."""
         info = getattr(self.package, "ASSEMBLY", None)
-        where = f" ({self.path})" if self.path is not None else ""
+        where = f" at {self.path}" if self.path is not None and str(self.path) != self.name else ""
         if not isinstance(info, dict):
             return f"using the implementation in {self.name}{where}"
         text = f"using your code for {info['yours']} of {info['total']} exercises"
         if info.get("reference"):
             text += "; reference for " + (info.get("reference_summary") or ", ".join(info["reference"]))
-        return text + f" (package {self.name}{where})"
+        return text + f" (package {self.name}{where}; REPORT.md there says which)"
 
 
 def add_impl_argument(parser: argparse.ArgumentParser) -> None:

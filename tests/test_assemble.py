@@ -49,10 +49,11 @@ def run_assemble(paths, out, fill_missing=False):
 
 
 def train(out, impl=None):
-    """Run the train command; return its per-step losses and final weights."""
+    """Run the train command; return its per-step losses and final weights. buildgpt runs with
+    --taught-kernels: the chapters' own code, which is what a student's package runs."""
     from buildgpt.__main__ import main
 
-    assert main(["train", *TRAIN, "--out", str(out)] + (["--impl", str(impl)] if impl else [])) == 0
+    assert main(["train", *TRAIN, "--out", str(out)] + (["--impl", str(impl)] if impl else ["--taught-kernels"])) == 0
     state = torch.load(out / "ckpt.pt", map_location="cpu", weights_only=False)
     return state["extra"]["history"]["loss"], state["model"]
 
@@ -100,6 +101,12 @@ def test_reference_answers_train_bit_exact_with_buildgpt(reference, capsys):
     impl = load_impl(str(package), quiet=True)
     model = impl.model.GPT(impl.model.GPTConfig.from_preset("char-tiny"))
     assert type(model.blocks[0].attn).__module__ == "refgpt.attention"
+    # the book page's last check: the student's run against the reference code trained the same way
+    from autograder.compare import compare
+
+    lines = []
+    assert compare(tmp / "run-refgpt", threads=1, log=lines.append) == 0
+    assert "exactly like the reference" in lines[-1], lines
 
 
 def test_passing_but_different_answer_trains_and_differs(tmp_path, reference, capsys):
@@ -130,6 +137,11 @@ def cross_entropy(logits, targets, ignore_index=-100):
     banner = capsys.readouterr().out
     assert "using your code for 6 of" in banner and "reference for chapters 00, 01, 02, 03, 04, 06, 07 (no notebook given)" in banner, banner
     assert all(torch.isfinite(torch.tensor(losses))) and losses != ref_losses, (losses, ref_losses)
+    from autograder.compare import compare
+
+    lines = []
+    compare(tmp_path / "run", reference=tmp / "run-buildgpt", log=lines.append)
+    assert "exactly" not in lines[-1] and ("matches the reference" in lines[-1] or "differ" in lines[-1]), lines
 
 
 # ----------------------------------------------------------------------------------------
