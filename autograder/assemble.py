@@ -230,7 +230,8 @@ def _signature(release) -> set[tuple[str, str]]:
             and len(c.source.strip()) > 40}
 
 
-def gather(paths: list[Path]) -> list[Path]:
+def gather(paths: list[Path]) -> list[tuple[Path, bool]]:
+    """The notebooks to read, each with whether it was named itself (True) or found in a folder."""
     files = []
     for path in paths:
         if path.is_dir():
@@ -238,17 +239,17 @@ def gather(paths: list[Path]) -> list[Path]:
                            if not any(part.startswith(".") for part in p.relative_to(path).parts))
             if not found:
                 raise UserError(f"{path} holds no notebooks (.ipynb); give the folder your chapter notebooks are in.")
-            files += found
+            files += [(f, False) for f in found]
         elif path.is_file():
             if path.suffix.lower() != ".ipynb":
                 raise UserError(f"{path.name} is not a notebook (.ipynb); give your chapter notebooks or their folder.")
-            files.append(path)
+            files.append((path, True))
         else:
             raise UserError(f"{path} does not exist; give your chapter notebooks (.ipynb) or the folder they are in.")
     return list(dict.fromkeys(files))
 
 
-def identify(files: list[Path], releases: dict) -> tuple[dict[str, tuple[Path, object]], list[str]]:
+def identify(files: list[tuple[Path, bool]], releases: dict) -> tuple[dict[str, tuple[Path, object]], list[str]]:
     """chapter -> (file, notebook); and the notes. Raises UserError naming every notebook that is
     not a chapter, is of another chapter than its name says, or is the second of a chapter."""
     from .preflight import _norm, chapter_from_name, read_cells
@@ -256,7 +257,7 @@ def identify(files: list[Path], releases: dict) -> tuple[dict[str, tuple[Path, o
     slugs = list(releases)
     signatures = {slug: _signature(nb) for slug, nb in releases.items()}
     problems, notes, found = [], [], {}
-    for path in files:
+    for path, named in files:
         try:
             nb = read_cells(path.read_bytes())
         except OSError as exc:
@@ -270,6 +271,9 @@ def identify(files: list[Path], releases: dict) -> tuple[dict[str, tuple[Path, o
         content = max(score, key=score.get)
         meta = nb.metadata.get("buildgpt") if isinstance(nb.metadata.get("buildgpt"), dict) else {}
         said = meta.get("chapter") if meta.get("chapter") in slugs else chapter_from_name(path.name, slugs)
+        if score[content] == 0 and not named and not chapter_from_name(path.name, slugs):
+            notes.append(f"skipped {path.name}: it is not one of the course's chapters")
+            continue
         if score[content] == 0:
             problems.append(f"{path.name} holds none of the course's chapter cells; give the chapter notebook you worked in.")
             continue
@@ -293,7 +297,7 @@ def identify(files: list[Path], releases: dict) -> tuple[dict[str, tuple[Path, o
 # The plan: which code goes where
 
 
-def plan(root: Path, files: list[Path], package: str) -> Plan:
+def plan(root: Path, files: list[tuple[Path, bool]], package: str) -> Plan:
     import nbformat
 
     from .chapters import source_notebook
