@@ -5,12 +5,13 @@ class CharTokenizer:
 
     The vocabulary is the sorted list of the distinct characters of `text`, with ids 1, 2, 3, ...
     in that order. Id 0 (UNKNOWN_ID) is reserved for characters that are not in the vocabulary.
+    - chars: that sorted list of characters (the character with id i is chars[i - 1]).
     - vocab_size: the number of ids, the unknown id included.
     - encode(s): one id per character of s; a character not in the vocabulary gets UNKNOWN_ID.
     - decode(ids): the characters of the ids joined into a string; UNKNOWN_ID becomes
       UNKNOWN_CHAR ("\\ufffd", shown as "�"); an id outside 0 .. vocab_size - 1 raises ValueError.
     Example: tok = CharTokenizer("hello")   # vocabulary e, h, l, o -> ids 1, 2, 3, 4
-      tok.vocab_size -> 5;  tok.encode("hole!") -> [2, 4, 3, 1, 0];  tok.decode([2, 1, 0]) -> "he\\ufffd"
+      tok.chars -> ["e", "h", "l", "o"];  tok.vocab_size -> 5;  tok.encode("hole!") -> [2, 4, 3, 1, 0];  tok.decode([2, 1, 0]) -> "he\\ufffd"
     """
 
     UNKNOWN_ID = 0
@@ -139,7 +140,10 @@ def split_special(text: str, special_tokens: Iterable[str], allowed: Collection[
     If text contains a special token that is not allowed, raise ValueError with a message that
     names the token and says to pass it in allowed_special. Otherwise return the pieces of text, in
     order: each occurrence of an allowed special token is a piece of its own, the text between them
-    is kept as it is, and empty pieces are left out ("" gives []).
+    is kept as it is, and empty pieces are left out ("" gives []). With nothing allowed, the whole
+    text is one piece. Where two allowed tokens could match at the same place (one is a prefix of
+    the other), the longer one wins: put the longest first in the pattern, so the result never
+    depends on the order in which allowed lists (or a set stores) the tokens.
     Example: split_special("Hi<|endoftext|>Yo", ["<|endoftext|>"], {"<|endoftext|>"})
       -> ["Hi", "<|endoftext|>", "Yo"];  with allowed=set() it raises ValueError.
     """
@@ -151,7 +155,8 @@ def split_special(text: str, special_tokens: Iterable[str], allowed: Collection[
                 "encode it as ordinary text")
     if not allowed:
         return [text] if text else []
-    alternatives = "|".join(re.escape(token) for token in allowed)
+    longest_first = sorted(allowed, key=lambda token: (-len(token), token))
+    alternatives = "|".join(re.escape(token) for token in longest_first)
     return [piece for piece in re.split(f"({alternatives})", text) if piece]
 
 
@@ -227,7 +232,7 @@ def learn_merges(word_counts: Mapping[bytes, int],
 
 import json
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
 import regex
@@ -251,6 +256,7 @@ class BPETokenizer:
     """
 
     CACHE_SIZE = 200_000  # chunks whose ids are remembered
+    STREAM_MARGIN = 16  # encode_iterable holds back at least this many characters (and the longest special token)
 
     def __init__(self, merges: dict[tuple[int, int], int], byte_ids: list[int] | None = None,
                  special_tokens: dict[str, int] | None = None, pattern: str = GPT2_SPLIT_PATTERN):
@@ -265,6 +271,7 @@ class BPETokenizer:
         for text, token_id in self.special_tokens.items():
             self.vocab[token_id] = text.encode("utf-8")
         self._split = regex.compile(pattern).findall
+        self._finditer = regex.compile(pattern).finditer
         self._cache: dict[str, list[int]] = {}
 
     @property
@@ -307,14 +314,7 @@ class BPETokenizer:
 
     def encode(self, text: str, allowed_special: Collection[str] | str = ()) -> list[int]:
         """Token ids of text. A special token in text must be in allowed_special (or "all")."""
-        if allowed_special == "all":
-            allowed_special = set(self.special_tokens)
-        elif isinstance(allowed_special, str):  # one token given as a string
-            allowed_special = {allowed_special}
-        unknown = set(allowed_special) - set(self.special_tokens)
-        if unknown:
-            raise ValueError(f"{sorted(unknown)[0]!r} is not a special token of this tokenizer; "
-                             f"its special tokens are {list(self.special_tokens)}")
+        allowed_special = self._allowed(allowed_special)
         ids: list[int] = []
         for piece in split_special(text, self.special_tokens, allowed_special):
             if piece in self.special_tokens:
@@ -323,11 +323,82 @@ class BPETokenizer:
                 ids.extend(self.encode_ordinary(piece))
         return ids
 
+    def encode_iterable(self, texts: Iterable[str], allowed_special: Collection[str] | str = ()) -> Iterator[int]:
+        """Token ids of the concatenation of texts, one at a time: the same ids as encode("".join(texts)).
+
+        For a file larger than memory, pass the open file: its lines are read one by one, and only a
+        short carry-over of text waits between two lines (the last chunks, which the next line could
+        still change, such as "'l" that becomes "'ll"), so memory stays bounded by the longest line
+        and the longest chunk, not the file.
+        """
+        allowed = self._allowed(allowed_special)  # checked now, not at the first id
+        return self._encode_stream(iter(texts), allowed)
+
+    def _encode_stream(self, texts: Iterator[str], allowed: set[str]) -> Iterator[int]:
+        # Text near the end of what has arrived can still change its tokens: a special token can be
+        # cut in two, and a chunk can grow ("x" + "yz") or change alternative ("'l" + "l" -> "'ll";
+        # GPT-2's pattern looks at most 3 characters ahead). So only the chunks before the last chunk
+        # that starts at least `margin` characters from the end are encoded, as the scan of all the
+        # text so far cut them (a chunk's end can depend on the character after it, as in "\n\n" + "x").
+        margin = max(map(len, self.special_tokens), default=0) + self.STREAM_MARGIN
+        carry = ""
+        for text in texts:
+            if not isinstance(text, str):
+                raise TypeError(f"encode_iterable wants strings (e.g. the lines of a file opened in text "
+                                f"mode); got {type(text).__name__}")
+            carry += text
+            if len(carry) > 2 * margin:
+                ids, cut = self._encode_settled(carry, allowed, len(carry) - margin)
+                yield from ids
+                carry = carry[cut:]
+        yield from self.encode(carry, allowed)
+
+    def _allowed(self, allowed_special: Collection[str] | str) -> set[str]:
+        """allowed_special as a set of this tokenizer's special tokens ("all": every one)."""
+        if allowed_special == "all":
+            return set(self.special_tokens)
+        allowed = {allowed_special} if isinstance(allowed_special, str) else set(allowed_special)
+        unknown = allowed - set(self.special_tokens)
+        if unknown:
+            raise ValueError(f"{sorted(unknown)[0]!r} is not a special token of this tokenizer; "
+                             f"its special tokens are {list(self.special_tokens)}")
+        return allowed
+
+    def _encode_settled(self, text: str, allowed: set[str], limit: int) -> tuple[list[int], int]:
+        """The ids of the special tokens and chunks of text that start before the last one starting at
+        or before limit, and where that last one starts (the text from there on is not encoded)."""
+        segments: list[tuple[int, str, bool]] = []  # (start, text, whether it is a special token), in order
+        offset = 0
+        for piece in split_special(text, self.special_tokens, allowed):
+            if offset > limit:
+                break
+            if piece in allowed:
+                segments.append((offset, piece, True))
+            else:
+                for chunk in self._finditer(piece):
+                    if offset + chunk.start() > limit:
+                        break
+                    segments.append((offset + chunk.start(), chunk.group(), False))
+            offset += len(piece)
+        if len(segments) < 2:
+            return [], 0
+        ids: list[int] = []
+        for _, segment, special in segments[:-1]:
+            if special:
+                ids.append(self.special_tokens[segment])
+            else:
+                ids.extend(self._encode_chunks([segment]))
+        return ids, segments[-1][0]
+
     def encode_ordinary(self, text: str) -> list[int]:
         """Token ids of text, with special tokens treated as ordinary text."""
+        return self._encode_chunks(self._split(text))
+
+    def _encode_chunks(self, chunks: Iterable[str]) -> list[int]:
+        """Token ids of pre-tokenized chunks, each merged on its own (and remembered in the cache)."""
         ids: list[int] = []
         cache, byte_ids, merges = self._cache, self.byte_ids, self.merges
-        for chunk in self._split(text):
+        for chunk in chunks:
             chunk_ids = cache.get(chunk)
             if chunk_ids is None:
                 data = _utf8(chunk)

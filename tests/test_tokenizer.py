@@ -5,7 +5,11 @@ need permission, save/load, and training that is deterministic and as fast as th
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
+import tracemalloc
 import unicodedata
 from collections import Counter
 
@@ -176,6 +180,114 @@ def test_special_tokens_are_not_learned_as_text():
     learned = [tok.token_bytes(i) for i in tok.merges.values()]
     assert not any(b"<|" in token or b"|>" in token for token in learned), learned
     assert tok.special_tokens == {EOT: 256 + len(tok.merges)}
+
+
+OVERLAPPING = {EOT: 50256, EOT + EOT: 50257, "<|end|>": 50258, "<|end|><|pad|>": 50259}
+
+
+def test_overlapping_special_tokens_longest_match_wins(ours):
+    tok = BPETokenizer(ours.merges, ours.byte_ids, OVERLAPPING)
+    text = f"a{EOT}{EOT}{EOT}b<|end|><|pad|>c<|end|>"
+    expected = [64, 50257, 50256, 65, 50259, 66, 50258]
+    assert tok.encode(text, allowed_special="all") == expected
+    assert tok.encode(text, allowed_special=list(OVERLAPPING)) == expected
+    assert tok.encode(text, allowed_special=list(reversed(OVERLAPPING))) == expected
+
+
+def test_overlapping_special_tokens_do_not_depend_on_the_hash_seed():
+    """allowed_special="all" becomes a set, whose order changes with PYTHONHASHSEED: the ids must not."""
+    script = (
+        "from buildgpt.tokenizer import BPETokenizer\n"
+        f"tok = BPETokenizer({{}}, None, {OVERLAPPING!r})\n"
+        f"print(tok.encode({'a' + EOT * 3 + 'b<|end|><|pad|>c<|end|>'!r}, allowed_special='all'))\n"
+        f"print(list(tok.encode_iterable(['a<|endof', 'text|><|endoftext|><|endo', 'ftext|>b<|end|><|p', "
+        f"'ad|>c<|end|>'], allowed_special='all')))\n")
+    outputs = set()
+    for seed in range(6):
+        env = {**os.environ, "PYTHONHASHSEED": str(seed)}
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        outputs.add(done.stdout)
+    expected = "[97, 50257, 50256, 98, 50259, 99, 50258]\n"
+    assert outputs == {expected * 2}, outputs
+
+
+# ------------------------------------------------------------------------------------------------
+# Streaming: encode_iterable
+
+
+def test_encode_iterable_equals_whole_text_at_every_cut(ours):
+    text = TORTURE_TEXT
+    whole = ours.encode(text, allowed_special="all")
+    for cut in range(len(text) + 1):  # two pieces, cut at every position (inside special tokens too)
+        assert list(ours.encode_iterable([text[:cut], text[cut:]], allowed_special="all")) == whole, cut
+    for size in (1, 2, 3, 5, 13, 64):
+        pieces = [text[i:i + size] for i in range(0, len(text), size)]
+        assert list(ours.encode_iterable(pieces, allowed_special="all")) == whole, size
+    assert list(ours.encode_iterable(text.splitlines(keepends=True), allowed_special="all")) == whole
+
+
+def test_encode_iterable_fuzzed_boundaries(ours):
+    """Pieces made of the fragments where boundaries are hardest: contractions ("'l" + "l"), runs of
+    spaces and newlines before a word, combining accents, special tokens cut in two, overlapping ones."""
+    tok = BPETokenizer(ours.merges, ours.byte_ids, OVERLAPPING)
+    fragments = ["'", "l", "L", "s", "ll", "ve", " ", "  ", "\n", "\n\n", "\t", "x", "1", "23", "e\u0301", "\u0301",
+                 "\U0001F600", "\u4e2d", "!", "?", "\u00a0", "<|", "end", "of", "text", "|>", EOT, "<|end|>", "<|pad|>"]
+    rng = random.Random(0)
+    for _ in range(400):
+        text = "".join(rng.choice(fragments) for _ in range(rng.randrange(60)))
+        cuts = sorted(rng.sample(range(len(text) + 1), min(len(text) + 1, rng.randrange(8))))
+        pieces = [text[i:j] for i, j in zip([0, *cuts], [*cuts, len(text)])]
+        assert list(tok.encode_iterable(pieces, allowed_special="all")) == tok.encode(text, allowed_special="all"), text
+        assert list(tok.encode_iterable(list(text), allowed_special="all")) == tok.encode(text, allowed_special="all"), text
+
+
+def test_encode_iterable_reads_a_file(ours, shakespeare, tmp_path):
+    path = tmp_path / "shakespeare.txt"
+    path.write_text(shakespeare, encoding="utf-8")
+    with path.open(encoding="utf-8") as lines:
+        assert list(ours.encode_iterable(lines)) == ours.encode(shakespeare)
+
+
+def test_encode_iterable_memory_stays_bounded(small):
+    """Stream a generated text 30 times larger than the memory bound, without ever holding it."""
+    words = ["the", "cat", "sat", "on", "a", "mat", "don't", "we'll", "1984", "caf\u00e9", "!", "\U0001F600"]
+
+    def lines(count: int):
+        rng = random.Random(1)
+        for _ in range(count):
+            yield " ".join(rng.choice(words) for _ in range(12)) + rng.choice(["\n", "\n\n", "  \n", ".\n"])
+
+    count = 10_000  # about 480,000 characters
+    small.encode_ordinary("".join(lines(200)))  # fill the cache with these few chunks before measuring
+    tracemalloc.start()
+    try:
+        tokens, checksum = 0, 0
+        for token_id in small.encode_iterable(lines(count)):
+            tokens += 1
+            checksum = (checksum * 31 + token_id) % 1_000_000_007
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    text = "".join(lines(count))
+    expected = small.encode(text)
+    assert len(text) > 30 * 16_000
+    assert peak < 16_000, f"streaming {len(text):,} characters peaked at {peak:,} bytes"
+    assert tokens == len(expected)
+    reference = 0
+    for token_id in expected:
+        reference = (reference * 31 + token_id) % 1_000_000_007
+    assert checksum == reference
+
+
+def test_encode_iterable_errors_are_clear(ours):
+    with pytest.raises(ValueError, match="not a special token"):
+        ours.encode_iterable(["hi"], allowed_special={"<|im_start|>"})  # at the call, before any id
+    with pytest.raises(ValueError, match="allowed_special"):
+        list(ours.encode_iterable(["x" * 100 + "<|endof", "text|>" + "y" * 100]))
+    with pytest.raises(TypeError, match="strings"):
+        list(ours.encode_iterable([b"bytes, not text"]))
+    assert list(ours.encode_iterable([])) == [] and list(ours.encode_iterable(["", ""])) == []
 
 
 # ------------------------------------------------------------------------------------------------

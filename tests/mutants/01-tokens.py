@@ -156,6 +156,66 @@ def clean_text(text):
     text = re.sub(r"\\n{3,}", "\\n\\n", text)
     return text.strip()
 ''',
+        "greedy comment pattern <!--.*-->, which deletes the text between two comments": '''
+import html
+import re
+import unicodedata
+
+
+def clean_text(text):
+    text = re.sub(r"<!--.*-->", "", text, flags=re.DOTALL)
+    text = re.sub(r"<br\\b[^>]*>|</p\\s*>", "\\n", text, flags=re.IGNORECASE)
+    text = re.sub(r"</?[A-Za-z][^>]*>", "", text)
+    text = html.unescape(text)
+    text = text.replace("\\r\\n", "\\n").replace("\\r", "\\n")
+    text = "".join(" " if ch.isspace() and ch != "\\n" else ch for ch in text)
+    text = "".join(ch for ch in text if ch == "\\n" or (unicodedata.category(ch) != "Cc" and ch not in "\\u200b\\ufeff"))
+    text = unicodedata.normalize("NFC", text)
+    text = re.sub(r" +", " ", text)
+    text = re.sub(r" ?\\n ?", "\\n", text)
+    text = re.sub(r"\\n{3,}", "\\n\\n", text)
+    return text.strip()
+''',
+        "only lower-case </p> becomes a newline": '''
+import html
+import re
+import unicodedata
+
+
+def clean_text(text):
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.DOTALL)
+    text = re.sub(r"<br\\b[^>]*>", "\\n", text, flags=re.IGNORECASE)
+    text = text.replace("</p>", "\\n")
+    text = re.sub(r"</?[A-Za-z][^>]*>", "", text)
+    text = html.unescape(text)
+    text = text.replace("\\r\\n", "\\n").replace("\\r", "\\n")
+    text = "".join(" " if ch.isspace() and ch != "\\n" else ch for ch in text)
+    text = "".join(ch for ch in text if ch == "\\n" or (unicodedata.category(ch) != "Cc" and ch not in "\\u200b\\ufeff"))
+    text = unicodedata.normalize("NFC", text)
+    text = re.sub(r" +", " ", text)
+    text = re.sub(r" ?\\n ?", "\\n", text)
+    text = re.sub(r"\\n{3,}", "\\n\\n", text)
+    return text.strip()
+''',
+        "spaces at the start and end of lines are left (only the whole text is stripped)": '''
+import html
+import re
+import unicodedata
+
+
+def clean_text(text):
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.DOTALL)
+    text = re.sub(r"<br\\b[^>]*>|</p\\s*>", "\\n", text, flags=re.IGNORECASE)
+    text = re.sub(r"</?[A-Za-z][^>]*>", "", text)
+    text = html.unescape(text)
+    text = text.replace("\\r\\n", "\\n").replace("\\r", "\\n")
+    text = "".join(" " if ch.isspace() and ch != "\\n" else ch for ch in text)
+    text = "".join(ch for ch in text if ch == "\\n" or (unicodedata.category(ch) != "Cc" and ch not in "\\u200b\\ufeff"))
+    text = unicodedata.normalize("NFC", text)
+    text = re.sub(r" +", " ", text)
+    text = re.sub(r"\\n{3,}", "\\n\\n", text)
+    return text.strip()
+''',
     },
     "ex-01-char-tokenizer": {
         "ids start at 0, so the first character collides with the unknown id": '''
@@ -292,6 +352,27 @@ class CharTokenizer:
         if any(not 0 <= i < self.vocab_size for i in ids):
             raise ValueError("id outside the vocabulary")
         return "".join(self.itos[i] for i in ids)
+''',
+        "no chars attribute: the vocabulary lives only in the dictionaries": '''
+class CharTokenizer:
+    UNKNOWN_ID = 0
+    UNKNOWN_CHAR = "\\ufffd"
+
+    def __init__(self, text):
+        self.stoi = {ch: i for i, ch in enumerate(sorted(set(text)), start=1)}
+        self.itos = {i: ch for ch, i in self.stoi.items()}
+
+    @property
+    def vocab_size(self):
+        return len(self.stoi) + 1
+
+    def encode(self, text):
+        return [self.stoi.get(ch, self.UNKNOWN_ID) for ch in text]
+
+    def decode(self, ids):
+        if any(not 0 <= i < self.vocab_size for i in ids):
+            raise ValueError("id outside the vocabulary")
+        return "".join(self.itos.get(i, self.UNKNOWN_CHAR) for i in ids)
 ''',
     },
     "ex-01-merge-pair": {
@@ -488,6 +569,30 @@ def split_special(text, special_tokens, allowed):
     if not allowed:
         return [text] if text else []
     pattern = "(" + "|".join(map(re.escape, allowed)) + ")"
+    return [piece for piece in re.split(pattern, text) if piece]
+''',
+        "no special case for nothing allowed, so the empty group '()' splits every character": '''
+import re
+
+
+def split_special(text, special_tokens, allowed):
+    for token in special_tokens:
+        if token not in allowed and token in text:
+            raise ValueError(f"special token {token!r} is not allowed; pass it in allowed_special")
+    pattern = "(" + "|".join(re.escape(token) for token in allowed) + ")"
+    return [piece for piece in re.split(pattern, text) if piece]
+''',
+        "alternatives in the order given, so a shorter token that is a prefix of a longer one wins": '''
+import re
+
+
+def split_special(text, special_tokens, allowed):
+    for token in special_tokens:
+        if token not in allowed and token in text:
+            raise ValueError(f"special token {token!r} is not allowed; pass it in allowed_special")
+    if not allowed:
+        return [text] if text else []
+    pattern = "(" + "|".join(re.escape(token) for token in allowed) + ")"
     return [piece for piece in re.split(pattern, text) if piece]
 ''',
         "keeps empty pieces": '''
