@@ -25,6 +25,7 @@ from pathlib import Path
 import nbformat
 
 from .chapters import nbgrader_meta
+from .private import is_private
 
 MAX_BYTES = 64 << 20  # a notebook larger than this is not read (outputs of a runaway loop, or not a notebook)
 
@@ -214,7 +215,8 @@ def build(pre: Preflight, nb, release, source) -> Preflight:
     for gid, r_index in tests.items():
         copies = [j for j, k in enumerate(kinds) if k == ("test", gid) or (k[0] == "same" and k[1] == r_index)]
         if not copies:
-            pre.notes.append(f"the test cell {gid} was deleted; put back from the release")
+            if not is_private(gid):  # the instructor's private tests are never in a student's copy
+                pre.notes.append(f"the test cell {gid} was deleted; put back from the release")
         elif len(copies) > 1:
             pre.notes.append(f"the test cell {gid} appears {len(copies)} times; it runs once, from the release")
         if any(_norm(nb.cells[j].source) != _norm(rel[r_index].source) for j in copies):
