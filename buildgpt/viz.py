@@ -272,12 +272,10 @@ def batch_viewer(x, y, decode, max_rows: int = 8, title: str = "row") -> widgets
 
 
 # ----------------------------------------------------------------------------------------
-# Chapter 3: the attention explorer, and the small trained model it shows
+# Chapter 3: the attention explorer
 #
-# The model lives here, beside the widget, rather than in the library: it exists only to give
-# the explorer meaningful weights until chapter 5's GPT replaces it, and keeping it out of
-# buildgpt.attention leaves that module to the pieces chapter 4 builds on.
-# scripts/train_explorer_model.py imports ExplorerGPT from here, so it is defined once.
+# The explorer reads the attention of chapter 5's shipped model, made by `python -m buildgpt train`
+# (one way to make a model in the course): chapter 3 only reads its attention weights.
 
 import base64  # noqa: E402 (this section's imports stay with it)
 import struct  # noqa: E402
@@ -288,84 +286,49 @@ from pathlib import Path  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from buildgpt.attention import MultiHeadAttention, causal_mask  # noqa: E402
+from buildgpt.attention import MultiHeadAttention  # noqa: E402
 
-EXPLORER_MODEL = "explorer-model.pt"
-
-
-class ExplorerBlock(nn.Module):
-    """One pre-LayerNorm transformer block: x + attn(ln1(x)), then x + mlp(ln2(x))."""
-
-    def __init__(self, d_model: int, n_heads: int):
-        super().__init__()
-        self.ln1 = nn.LayerNorm(d_model)
-        self.attn = MultiHeadAttention(d_model, n_heads)
-        self.ln2 = nn.LayerNorm(d_model)
-        self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), mask=mask)
-        return x + self.mlp(self.ln2(x))
-
-
-class ExplorerGPT(nn.Module):
-    """The small character-level GPT whose attention the explorer shows.
-
-    Token and position embeddings, n_layers pre-LayerNorm blocks built on
-    buildgpt.attention.MultiHeadAttention with a causal mask, a final LayerNorm and a linear layer to
-    the vocabulary. ids (B, T) int64 with T <= context -> logits (B, T, vocab_size).
-    Trained by scripts/train_explorer_model.py; chapter 5's GPT will take its place.
-    """
-
-    def __init__(self, vocab_size: int, context: int, d_model: int, n_layers: int, n_heads: int):
-        super().__init__()
-        self.context = context
-        self.tok = nn.Embedding(vocab_size, d_model)
-        self.pos = nn.Embedding(context, d_model)
-        self.blocks = nn.ModuleList(ExplorerBlock(d_model, n_heads) for _ in range(n_layers))
-        self.ln = nn.LayerNorm(d_model)
-        self.head = nn.Linear(d_model, vocab_size, bias=False)
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        T = ids.shape[1]
-        if T > self.context:
-            raise ValueError(f"the model reads at most {self.context} tokens at a time; got {T}")
-        x = self.tok(ids) + self.pos(torch.arange(T, device=ids.device))
-        mask = causal_mask(T, device=ids.device)
-        for block in self.blocks:
-            x = block(x, mask)
-        return self.head(self.ln(x))
+EXPLORER_MODEL = "shakespeare-char.pt"
 
 
 def load_explorer_model(path: str | Path | None = None
-                        ) -> tuple[ExplorerGPT, Callable[[str], list[int]], Callable[[Sequence[int]], str]]:
-    """The course's trained explorer model: (model in eval mode, encode, decode).
+                        ) -> tuple[nn.Module, Callable[[str], list[int]], Callable[[Sequence[int]], str]]:
+    """The course's trained character-level GPT, for the attention explorer: (model in eval mode, encode, decode).
 
-    path: a checkpoint written by scripts/train_explorer_model.py; by default the shipped
-    datasets/explorer-model.pt. encode(text) -> list of ids (a character the model never saw raises
-    ValueError); decode(ids) -> text. model.meta holds the config, vocabulary, losses and how it was made.
+    path: a buildgpt checkpoint, a file or a run folder written by `python -m buildgpt train`; by default
+    the shipped datasets/shakespeare-char.pt, chapter 5's model. encode(text) -> list of ids (a character
+    the model never saw raises ValueError); decode(ids) -> text. model.meta holds config (the GPTConfig
+    as a dict), vocab, steps, seconds, train_loss, val_loss and command (how it was made).
     """
+    from buildgpt.checkpoint import load_checkpoint, tokenizer_from_meta
+    from buildgpt.model import GPT, GPTConfig
     from buildgpt.resources import dataset_path
 
     path = dataset_path(EXPLORER_MODEL) if path is None else path
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    config = checkpoint["config"]
-    model = ExplorerGPT(**config)
-    model.load_state_dict({name: t.float() for name, t in checkpoint["state_dict"].items()})
+    state = load_checkpoint(path)
+    if state["tokenizer"].get("kind") != "char":
+        raise ValueError(f"{path} is not a character-level model; the explorer labels every token with one character")
+    model = GPT(GPTConfig(**state["config"]))
+    model.load_state_dict(state["model"])
     model.eval()
-    model.meta = dict(checkpoint["meta"], config=config, vocab=checkpoint["vocab"])
-    vocab = checkpoint["vocab"]
-    stoi = {c: i for i, c in enumerate(vocab)}
+    history = state["extra"].get("history", {})
+    last = history["evals"][-1] if history.get("evals") else {}
+    vocab = state["tokenizer"]["vocab"]
+    model.meta = {"config": dict(state["config"]), "vocab": vocab, "steps": state["step"],
+                  "seconds": history.get("wall_s"), "train_loss": last.get("train_loss"),
+                  "val_loss": last.get("val_loss"), "command": "python -m buildgpt train"}
+    tokenizer = tokenizer_from_meta(state["tokenizer"])
+    known = set(vocab)
 
     def encode(text: str) -> list[int]:
-        unknown = sorted({c for c in text if c not in stoi})
+        unknown = sorted({c for c in text if c not in known})
         if unknown:
             raise ValueError(f"the model has never seen the character(s) {''.join(unknown)!r}; "
                              f"it knows only these {len(vocab)}: {vocab!r}")
-        return [stoi[c] for c in text]
+        return tokenizer.encode(text)
 
     def decode(ids: Sequence[int]) -> str:
-        return "".join(vocab[int(i)] for i in ids)
+        return tokenizer.decode([int(i) for i in ids])
 
     return model, encode, decode
 
@@ -657,30 +620,40 @@ def sampling_explorer(model: nn.Module, encode, decode, prompts: list[str],
     computed now (one batch per prompt), so the selectors work on the website without a kernel; with
     the defaults that is 45 views per prompt, so keep prompts to two or three.
     """
+    from buildgpt.model import KVCache, forward_cached, use_fast_kernels
     from buildgpt.sampling import next_token_probs
 
     if not prompts:
         raise ValueError("give at least one prompt")
     settings = [(t, k, p) for t in temperatures for k in top_ks for p in top_ps]
+    # temperature 0 is greedy whatever top-k and top-p say: one sample serves all those settings
+    rows_of = {s: (0.0, None, None) if s[0] == 0 else s for s in settings}
+    sampled = list(dict.fromkeys(rows_of.values()))
     context = model.config.context_length
     was_training = model.training
-    model.eval()
+    classes = {module: type(module) for module in model.modules()}
+    use_fast_kernels(model.eval())  # the same model on fused kernels, switched back below
     device = next(model.parameters()).device
     pages = []
     for prompt in prompts:
-        ids = torch.tensor([encode(prompt)] * len(settings), dtype=torch.long, device=device)
+        ids = torch.tensor([encode(prompt)] * len(sampled), dtype=torch.long, device=device)
         first = model(ids[:1, -context:])[:, -1, :].float()
         model_probs = torch.softmax(first, dim=-1)[0].tolist()
         views = [next_token_probs(first, t, k, p)[0].tolist() for t, k, p in settings]
         generator = torch.Generator().manual_seed(seed)
+        cache = KVCache(len(model.blocks))
         for _ in range(sample_tokens):
-            logits = model(ids[:, -context:])[:, -1, :].float().cpu()
+            if ids.shape[1] <= context:  # while the text fits, only the new token goes through the model
+                logits = forward_cached(model, ids[:, cache.length:], cache)[:, -1, :].float().cpu()
+            else:
+                logits = model(ids[:, -context:])[:, -1, :].float().cpu()
             next_ids = []
-            for row, (t, k, p) in enumerate(settings):
+            for row, (t, k, p) in enumerate(sampled):
                 probs = next_token_probs(logits[row:row + 1], t, k, p)
                 next_ids.append(int(torch.multinomial(probs, 1, generator=generator)) if t > 0 else int(probs.argmax()))
             ids = torch.cat([ids, torch.tensor(next_ids, device=device).unsqueeze(1)], dim=1)
-        samples = [decode(row[len(encode(prompt)):].tolist()) for row in ids]
+        by_row = {s: decode(row[len(encode(prompt)):].tolist()) for s, row in zip(sampled, ids)}
+        samples = [by_row[rows_of[s]] for s in settings]
         html_views = {}
         for (t, k, p), probs, sample in zip(settings, views, samples):
             label = f"temperature {t:g}" + (" (greedy: top-k and top-p do not matter)" if t == 0 else
@@ -689,6 +662,8 @@ def sampling_explorer(model: nn.Module, encode, decode, prompts: list[str],
         by_t = [widgets.Stack([widgets.Stack([widgets.HTML(html_views[(t, k, p)]) for p in top_ps], selected_index=0)
                                for k in top_ks], selected_index=0) for t in temperatures]
         pages.append(widgets.Stack(by_t, selected_index=0))
+    for module, cls in classes.items():
+        module.__class__ = cls
     model.train(was_training)
 
     def toggles(values, name):
