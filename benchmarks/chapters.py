@@ -116,12 +116,12 @@ def main() -> None:
         print(f"{chapter.slug}: {result['seconds']:.0f} s; slowest "
               + ", ".join(f"cell {c['index']} {c['seconds']:.0f} s" for c in result["slowest"])
               + (f"; ERRORS {result['errors']}" if result["errors"] else ""), flush=True)
-    text = table(results, note)
-    print("\n" + text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(f"# Chapter run times (`python benchmarks/chapters.py`)\n\n{text}", encoding="utf-8")
-        args.out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+        if args.out:  # after every chapter, so a long run leaves what it measured
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(f"# Chapter run times (`python benchmarks/chapters.py`)\n\n{table(results, note)}",
+                                encoding="utf-8")
+            args.out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    print("\n" + table(results, note))
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ def cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int
     """Mean negative log-probability of the targets: the language-modeling loss.
 
     logits: (..., V) float, e.g. (B, T, V); targets: (...) int64 ids in 0 .. V-1, e.g. (B, T), or
-    ignore_index at positions that should not count. Computed in float32 (a bfloat16 input is cast
-    up first). Returns a scalar: -mean over the counted positions of log_softmax(logits)[target]
-    (0.0 if no position counts). Equals F.cross_entropy(logits.view(-1, V), targets.view(-1)).
+    ignore_index at positions that should not count. Computed in float32 whatever the logits' dtype:
+    a bfloat16 or float64 input is cast to float32 first. Returns a float32 scalar: -mean over the
+    counted positions of log_softmax(logits)[target] (0.0 if no position counts). Equals F.cross_entropy(logits.view(-1, V), targets.view(-1)).
     Example: cross_entropy(torch.tensor([[0.0, 0.0]]), torch.tensor([1])) -> tensor(0.6931)  (ln 2)
     """
     logp = log_softmax(logits.float(), dim=-1)

@@ -8,10 +8,12 @@ def next_token_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int 
     """The distribution a sampler draws the next token from.
 
     logits: (B, V) float. temperature >= 0: 0 means greedy, a one-hot row at each row's argmax
-    (top_k and top_p are then ignored); otherwise logits / temperature. top_k (None = off): keep the
-    top_k largest (all if top_k >= V). top_p in (0, 1] (None = off): sort what is left in decreasing
-    order and keep a token while the probability mass of the tokens before it is < top_p (so the first
-    is always kept). Removed tokens get probability exactly 0. Returns (B, V) float32, rows summing to 1.
+    (top_k and top_p are then ignored); otherwise logits / temperature. top_k (None = off): keep every
+    token whose logit is >= the top_k-th largest of its row (all if top_k >= V), so tokens tied with
+    the top_k-th are all kept. top_p in (0, 1] (None = off): measured on the distribution left after
+    top_k, renormalized over the kept tokens: sort it in decreasing order and keep a token while the
+    probability mass of the tokens before it is < top_p (so the first is always kept). Removed tokens
+    get probability exactly 0. Returns (B, V) float32, rows summing to 1.
     Example: next_token_probs(torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])), top_p=0.7)
       -> tensor([[0.625, 0.375, 0., 0.]])  (0.5 < 0.7 before the second; 0.8 >= 0.7 before the third)
     """

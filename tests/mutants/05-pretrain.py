@@ -293,6 +293,48 @@ def clip_grad_norm(parameters, max_norm):
 ''',
     },
     "ex-05-sampling": {
+        "top-k keeps exactly k indices, dropping tokens tied with the k-th": '''
+import torch
+
+
+def next_token_probs(logits, temperature=1.0, top_k=None, top_p=None):
+    logits = logits.float()
+    if temperature == 0:
+        return torch.nn.functional.one_hot(logits.argmax(dim=-1), logits.shape[-1]).float()
+    logits = logits / temperature
+    if top_k is not None:
+        keep_idx = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).indices
+        keep = torch.zeros_like(logits, dtype=torch.bool).scatter(-1, keep_idx, True)
+        logits = logits.masked_fill(~keep, float("-inf"))
+    if top_p is not None:
+        sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        before = probs.cumsum(dim=-1) - probs
+        sorted_logits = sorted_logits.masked_fill(before >= top_p, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    return torch.softmax(logits, dim=-1)
+''',
+        "top-p measured on the distribution before top-k": '''
+import torch
+
+
+def next_token_probs(logits, temperature=1.0, top_k=None, top_p=None):
+    logits = logits.float()
+    if temperature == 0:
+        return torch.nn.functional.one_hot(logits.argmax(dim=-1), logits.shape[-1]).float()
+    logits = logits / temperature
+    unfiltered = logits
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None:
+        sorted_all, order = torch.sort(unfiltered, dim=-1, descending=True)
+        probs = torch.softmax(sorted_all, dim=-1)
+        before = probs.cumsum(dim=-1) - probs
+        sorted_logits = torch.gather(logits, -1, order).masked_fill(before >= top_p, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    return torch.softmax(logits, dim=-1)
+''',
         "top-p keeps the wrong side (drops the likeliest tokens)": '''
 import torch
 
