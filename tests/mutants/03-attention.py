@@ -134,6 +134,22 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
         weights = F.dropout(weights, p=dropout_p)
     return weights @ v, weights
 ''',
+        "k.transpose(1, 2): the last two dimensions only for 3-D inputs": '''
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
+    scores = q @ k.transpose(1, 2) / math.sqrt(q.size(-1))
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = softmax(scores, dim=-1)
+    if dropout_p > 0.0:
+        weights = F.dropout(weights, p=dropout_p)
+    return weights @ v, weights
+''',
         "divided by d_k instead of sqrt(d_k)": '''
 import torch
 import torch.nn.functional as F
