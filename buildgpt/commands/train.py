@@ -17,6 +17,11 @@ again at every evaluation) says how many steps fit; the cosine reaches --min-lr 
 stops. --threads defaults to 1 when the load average shows the CPU cores already busy, otherwise to
 one thread per physical core. Training uses PyTorch's fused kernels (the same math as the
 chapters' code, up to float rounding); --taught-kernels runs the chapters' own code.
+
+On several processes (chapter 9), with the global batch split between them:
+  torchrun --standalone --nproc_per_node=2 -m buildgpt train --data datasets/tinyshakespeare.txt --out runs/ddp --strategy ddp
+--strategy fsdp shards the weights, gradients and optimizer state (ZeRO-3); only rank 0 prints and
+writes, and the checkpoint is a full one that any number of processes can --resume.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -54,6 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help=THREADS_HELP)
     parser.add_argument("--export", type=Path, help="at the end, also write a weights-only checkpoint here (no optimizer)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    parser.add_argument("--strategy", choices=["ddp", "fsdp"],
+                        help="how the processes torchrun starts share the run (chapter 9); --batch-size is the global batch")
     parser.add_argument("--time-limit", type=float, metavar="SECONDS", dest="time_limit_s",
                         help="end the run within this much wall time: the schedule is re-planned from the measured "
                              "time per step so that the learning rate reaches --min-lr when the time is up")
@@ -124,6 +132,11 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--out {out} is a file; give a folder for the run (e.g. runs/NAME)")
     set_threads(args.threads)
     device = resolve_device("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else resolve_device(args.device)
+    parallel = impl.distributed.parallel_from_environment(args.strategy, device)  # None for one process
+    if parallel is not None:
+        device = parallel.device  # each rank its own GPU
+        if not parallel.is_main:
+            sys.stdout = open(os.devnull, "w")  # only rank 0 prints (errors still reach stderr)
 
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
                  if getattr(args, f.name, None) is not None}
@@ -163,7 +176,11 @@ def run(args: argparse.Namespace) -> int:
         train_settings = {**BOOK_TRAINING, **overrides}
         GPTConfig.from_preset(args.preset, **shape)  # every option is checked before anything is written
         TrainConfig(**train_settings)
-        corpus = _prepare(args.data, out, args.tokenizer, args.vocab_size, impl)
+        if parallel is None or parallel.is_main:
+            corpus = _prepare(args.data, out, args.tokenizer, args.vocab_size, impl)
+        if parallel is not None:
+            parallel.barrier()  # rank 0 tokenizes the corpus once; the others then find it ready
+            corpus = _prepare(args.data, out, args.tokenizer, args.vocab_size, impl)
         _, _, meta = load_corpus(corpus)
         model_config = GPTConfig.from_preset(args.preset, **shape, vocab_size=meta["vocab_size"])
     train_ids, val_ids, meta = load_corpus(corpus)
@@ -171,6 +188,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"the model's vocabulary ({model_config.vocab_size}) is smaller than the corpus's "
                            f"({meta['vocab_size']}); use the corpus the run was started with")
     config = TrainConfig(**train_settings)
+    if parallel is not None and config.batch_size % parallel.world_size:
+        raise CommandError(f"--batch-size {config.batch_size} is the global batch and must be a multiple of the "
+                           f"{parallel.world_size} processes; try --batch-size {parallel.world_size * max(1, config.batch_size // parallel.world_size)}")
     tok_meta = tokenizer_meta(corpus, meta)
     torch.manual_seed(config.seed)
     model = GPT(model_config)
@@ -189,20 +209,35 @@ def run(args: argparse.Namespace) -> int:
             first = cross_entropy(model.to(device).eval()(x), y).item()
         print(f"loss at initialization {first:.3f}; a fresh model should be near ln(vocab_size) = "
               f"ln({model_config.vocab_size}) = {math.log(model_config.vocab_size):.3f}")
+    exported = model
     try:
         history = train(model, train_ids, val_ids, config, out_dir=out, tokenizer_meta=tok_meta, resume=args.resume,
                         device=device, progress=not args.no_progress, on_eval=_print_eval if args.no_progress else None,
-                        run_info={"corpus": str(corpus.resolve()), "command": "train"})
+                        run_info={"corpus": str(corpus.resolve()), "command": "train"},
+                        **({"parallel": parallel} if parallel is not None else {}))
+        if parallel is not None:
+            peaks = parallel.peak_memory_mb()
+            print(f"{parallel.world_size} processes ({args.strategy}); peak memory per rank: "
+                  + ", ".join(f"{mb:.0f} MB" for mb in peaks))
+            if args.export is not None:
+                exported = parallel.checkpoint_views(model, None)[0]  # FSDP: gathered from every rank
+            if not parallel.is_main:
+                return 130 if history["stopped"] == "interrupted" else 0
     except NonFiniteLoss as exc:
         raise CommandError(str(exc)) from None
+    finally:
+        if parallel is not None:
+            parallel.close()
     last = history["evals"][-1]
     print(f"step {last['step']}: train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f}; "
           f"{history['tokens_per_s']:,.0f} tokens/s; checkpoint {out / CHECKPOINT_FILE}")
     if history["stopped"] == "interrupted":
-        print(f"stopped by Ctrl-C at step {last['step']}; continue with: python -m buildgpt train --out {out} --resume")
+        again = ("python -m buildgpt train" if parallel is None else
+                 f"torchrun --standalone --nproc_per_node={parallel.world_size} -m buildgpt train --strategy {args.strategy}")
+        print(f"stopped by Ctrl-C at step {last['step']}; continue with: {again} --out {out} --resume")
         return 130
     if args.export is not None:
-        export = save_checkpoint(args.export, model=model, tokenizer_meta=tok_meta, step=last["step"],
+        export = save_checkpoint(args.export, model=exported, tokenizer_meta=tok_meta, step=last["step"],
                                  extra={"history": history, "command": "train"})
         print(f"wrote the weights-only checkpoint {export} ({os.path.getsize(export) / 1e6:.1f} MB)")
     return 0
