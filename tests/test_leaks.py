@@ -50,6 +50,8 @@ def notebook_outputs(nb: dict) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.slug)
 def test_student_notebook_outputs_name_no_machine_path(chapter):
+    if not chapter.student_notebook.exists():
+        pytest.skip(f"book/{chapter.slug}.ipynb is not released yet (tests/test_release.py says so)")
     nb = json.loads(chapter.student_notebook.read_text(encoding="utf-8"))
     leaks = [f"{where}: ...{leak}..." for where, text in notebook_outputs(nb) for leak in leaks_in(text)]
     assert not leaks, (f"book/{chapter.slug}.ipynb shows paths of the machine that built it; print them "
