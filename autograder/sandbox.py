@@ -221,8 +221,28 @@ def landlock_abi() -> int:
         return 0
 
 
-def _landlock(writable: list[str]) -> str:
-    """Forbid writing anywhere but under `writable` (and its children); return '' or why not."""
+READ_FILE, READ_DIR = 1 << 2, 1 << 3
+SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
+
+
+def readable_paths() -> list[str]:
+    """What a kernel may read: the system, the Python installation and its packages, and of the
+    course only buildgpt/ and datasets/ (never solutions/, autograder/ with its chapter_tests.json,
+    or the grading folder)."""
+    import sysconfig
+
+    paths = ["/usr", "/lib", "/lib32", "/lib64", "/bin", "/sbin", "/etc", "/proc", "/sys", "/dev", "/opt", "/run"]
+    paths += [sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable))]
+    paths += [v for k, v in sysconfig.get_paths().items() if k in ("stdlib", "platstdlib", "purelib", "platlib")]
+    course = Path(__file__).resolve().parent.parent
+    paths += [str(course / "buildgpt"), str(course / "datasets")]
+    return list(dict.fromkeys(paths))
+
+
+def _landlock(writable: list[str], readable: list[str] | None = None) -> str:
+    """Forbid writing anywhere but under `writable`, reading anywhere but under `readable` and
+    `writable`, and signalling or connecting to (abstract Unix sockets)
+    any process outside this kernel's own tree; return '' or why not (or what could not be done)."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
@@ -237,8 +257,10 @@ def _landlock(writable: list[str]) -> str:
         write |= 1 << 13  # refer (rename across folders)
     if abi >= 3:
         write |= 1 << 14  # truncate
-    attr = ctypes.c_uint64(write)
-    fd = libc.syscall(444, ctypes.byref(attr), ctypes.c_size_t(8), ctypes.c_uint32(0))
+    read = READ_FILE | READ_DIR if readable is not None else 0
+    scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if abi >= 6 else 0
+    attr = (ctypes.c_uint64 * 3)(write | read, 0, scoped)
+    fd = libc.syscall(444, ctypes.byref(attr), ctypes.c_size_t(24 if abi >= 6 else 8), ctypes.c_uint32(0))
     if fd < 0:
         return "Landlock refused a rule set"
 
@@ -246,19 +268,48 @@ def _landlock(writable: list[str]) -> str:
         _pack_ = 1
         _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
-    for path in writable:
+    def allow(path, access):
         try:
             pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
         except OSError:
-            continue
-        rule = PathBeneath(write if os.path.isdir(path) else (1 << 1) | ((1 << 14) if abi >= 3 else 0), pfd)
+            return
+        if not os.path.isdir(path):
+            access &= (1 << 1) | READ_FILE | ((1 << 14) if abi >= 3 else 0)  # what a rule on a file may hold
+        rule = PathBeneath(access, pfd)
         libc.syscall(445, ctypes.c_int(fd), ctypes.c_int(1), ctypes.byref(rule), ctypes.c_uint32(0))
         os.close(pfd)
+
+    for path in readable or []:
+        allow(path, READ_FILE | READ_DIR)
+    for path in writable:
+        allow(path, write | read)
     libc.prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS, required for an unprivileged restrict_self
     if libc.syscall(446, ctypes.c_int(fd), ctypes.c_uint32(0)) != 0:
         return "Landlock could not be switched on"
     os.close(fd)
+    if not scoped:
+        return f"this Linux's Landlock (ABI {abi}) cannot stop signals; student code could signal other processes of its user"
     return ""
+
+
+def _drop_capabilities() -> None:
+    """A kernel that must stay root (its Python is in a folder only root can read): no capabilities,
+    now or after an exec, so root's powers (kill anyone, ptrace, mount, read any file) are gone."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(28, 0x2F, 0, 0, 0)  # PR_SET_SECUREBITS: no root magic on exec, no keeping caps, locked
+    for cap in range(64):
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP, until the kernel knows no more
+            break
+
+    class Header(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+    class Data(ctypes.Structure):
+        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+    libc.capset(ctypes.byref(Header(0x20080522, 0)), ctypes.byref((Data * 2)()))
 
 
 def user_tasks(uid: int) -> int:
@@ -300,9 +351,12 @@ def kernel(argv: list[str]) -> None:
         # the count is shared with everything else the user runs, so the cap sits above it.
         limit = procs * 8 if uid >= 0 else user_tasks(os.getuid()) + procs * 16
         resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
-    why = _landlock([work, "/dev/null"])
+    conn = argv[argv.index("-f") + 1] if "-f" in argv else None
+    why = _landlock([work, "/dev/null"], readable_paths() + ([conn] if conn else []))
     if why:
-        notes.append(f"files: {why}; student code could write outside its folder")
+        notes.append(f"sandbox: {why}")
+    if os.geteuid() == 0:  # no user of its own to become (see worker): root without root's powers
+        _drop_capabilities()
     if memory:
         resource.setrlimit(resource.RLIMIT_AS, (memory << 20, memory << 20))
     Path(work, "sandbox-notes.txt").write_text("\n".join(notes))
@@ -410,6 +464,7 @@ def worker(nb_path: Path, out_path: Path, limits: Limits, slot: int, tests: list
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans of the notebook stay ours
     nb = nbformat.read(nb_path, as_version=4)
     root = Path(tempfile.mkdtemp(prefix="buildgpt-sandbox-"))
+    os.chmod(root, 0o711)  # the notebook's own user must reach work/ (kernels/ stays the grader's)
     work = root / "work"
     uid = BASE_UID + slot if os.geteuid() == 0 and _others_can_run_python() else None
     for d in (work / ".ipython" / "profile_default" / "startup", work / "runtime", work / ".config" / "matplotlib"):
