@@ -1,90 +1,118 @@
-"""Chapter 7's CPU measurement, outside the notebook: validation loss before and after instruction
-fine-tuning (full and LoRA) of the chapter's small character GPT, and LoRA's trainable fraction.
+"""Chapter 7's table: does the fine-tuned model follow instructions it never saw?
 
-It repeats the chapter's cells (same seeds, same steps): a 64-wide, 2-layer GPT with a 512-character
-context and a vocabulary of TinyShakespeare's and the training instructions' characters plus "\\x03",
-pretrained for 300 steps on TinyShakespeare, then fine-tuned for 300 steps each way. It also counts
-LoRA's trainable fraction for GPT-2 small on the meta device (no weights needed).
+    python benchmarks/finetune.py                 # three finetune runs (about 10 minutes each on one busy thread)
+    python benchmarks/finetune.py --from-runs     # only evaluate the runs already in runs/instruct-*
 
-    python benchmarks/finetune.py [--threads 1] [--steps 300]
+From the same base model (datasets/instruct-base.pt, pretrained with chapter 5's `train`), the
+`finetune` command makes three models, 250 steps of 8 examples each on datasets/instruct-tasks.json:
+  full fine-tuning                (the shipped datasets/instruct-sft.pt; --export writes it)
+  full, prompt not masked         (--no-mask-prompt: the loss counts the prompt too)
+  LoRA r = 16                     (--lora-rank 16, alpha 32, lr 5e-3)
+Each run answers the 300 checkable test instructions (50 per family) and saves test-answers.json;
+this script answers them with the base model too, checks every answer with
+buildgpt.tasks.check_answer, and reports, per model: exact-match accuracy (all and per family),
+the share of answers that ended with end-of-text, the validation loss, minutes and the machine's
+load. The table goes to benchmarks/results/finetune.log, the figures to datasets/instruct-results.json
+(which chapter 7 loads).
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import math
-import os
+import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+
+from machine import load_average  # benchmarks/machine.py, beside this script
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+
+from buildgpt.checkpoint import load_model  # noqa: E402
+from buildgpt.instruct import evaluate_responses  # noqa: E402
+from buildgpt.resources import dataset_path  # noqa: E402
+from buildgpt.tasks import TASK_FAMILIES, check_answer, load_tasks  # noqa: E402
+
+COMMON = ["--ckpt", "datasets/instruct-base.pt", "--data", "datasets/instruct-tasks.json", "--steps", "250",
+          "--batch-size", "8", "--eval-every", "125", "--seed", "123"]
+RUNS = {  # name in the table: (run folder, extra options)
+    "full fine-tuning": ("runs/instruct-sft", ["--lr", "2e-3", "--export", "datasets/instruct-sft.pt"]),
+    "full, prompt not masked": ("runs/instruct-nomask", ["--lr", "2e-3", "--no-mask-prompt"]),
+    "LoRA r = 16": ("runs/instruct-lora", ["--lr", "5e-3", "--lora-rank", "16"]),
+}
+
+
+def summarize(records: list[dict]) -> dict:
+    """Accuracy (re-checked with check_answer), end-of-text rate, per family, of saved answers."""
+    for r in records:
+        r["correct"] = check_answer(r, r["model_response"])
+    by_family = {}
+    for family in TASK_FAMILIES:
+        mine = [r for r in records if r["family"] == family]
+        by_family[family] = {"n": len(mine), "accuracy": sum(r["correct"] for r in mine) / max(len(mine), 1),
+                             "ended": sum(r["ended"] for r in mine) / max(len(mine), 1)}
+    return {"n": len(records), "accuracy": sum(r["correct"] for r in records) / len(records),
+            "ended": sum(r["ended"] for r in records) / len(records), "by_family": by_family}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--from-runs", action="store_true", help="evaluate the runs in runs/instruct-* without training")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=300, help="fine-tuning steps of each kind (the chapter: 300)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    lines = [f"load average at the start: {load_average()}; {args.threads} thread(s); torch {torch.__version__}"]
+    print(lines[0], flush=True)
 
-    from buildgpt.basics import set_seed
-    from buildgpt.instruct import (END_OF_TEXT_CHAR, evaluate_loss, finetune, format_prompt,
-                                   instruction_batches, load_instructions, split_dataset)
-    from buildgpt.lora import apply_lora, lora_report, merge_lora
-    from buildgpt.model import GPT, GPTConfig
-    from buildgpt.resources import dataset_path
-    from buildgpt.tokenizer import CharTokenizer
+    for name, (folder, extra) in RUNS.items():
+        if args.from_runs:
+            continue
+        command = [sys.executable, "-m", "buildgpt", "finetune", *COMMON, *extra, "--out", folder,
+                   "--threads", str(args.threads), "--no-progress"]
+        print("$ python -m buildgpt finetune", " ".join(command[4:]), flush=True)
+        subprocess.run(command, cwd=ROOT, check=True)
 
-    data = load_instructions(dataset_path("instruction-data.json"))
-    train, val, _ = split_dataset(data, seed=123)
-    shakespeare = dataset_path("tinyshakespeare.txt").read_text(encoding="utf-8")
-    tok = CharTokenizer(shakespeare + "".join(format_prompt(e) + e["output"] for e in train) + END_OF_TEXT_CHAR)
-
-    set_seed(1337)
-    config = GPTConfig(vocab_size=tok.vocab_size, context_length=512, d_model=64, n_heads=4, n_layers=2)
-    model = GPT(config)
-    corpus = torch.tensor(tok.encode(shakespeare), dtype=torch.long)
-    steps, window, max_lr = 300, config.context_length, 4e-3
-    opt = torch.optim.AdamW(model.parameters(), lr=max_lr, weight_decay=0.1)
-    sampler = torch.Generator().manual_seed(0)
+    test = [e for e in load_tasks()["test"] if e["family"] in TASK_FAMILIES]
+    models = {}
     start = time.perf_counter()
-    for step in range(steps):
-        lr = max_lr * min(1.0, (step + 1) / 20) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
-        for group in opt.param_groups:
-            group["lr"] = lr
-        starts = torch.randint(0, len(corpus) - window - 1, (4,), generator=sampler)
-        x = torch.stack([corpus[s:s + window] for s in starts])
-        y = torch.stack([corpus[s + 1:s + window + 1] for s in starts])
-        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    model.eval()
-    print(f"pretraining: {steps} steps in {time.perf_counter() - start:.0f} s, last loss {loss.item():.3f}")
+    base, tokenizer = load_model(dataset_path("instruct-base.pt"))
+    base_summary = evaluate_responses(base, tokenizer, test, ROOT / "runs" / "instruct-base-answers.json",
+                                      max_new_tokens=48, progress=False)
+    models["base (no fine-tuning)"] = {**summarize(json.loads((ROOT / "runs" / "instruct-base-answers.json").read_text())),
+                                       "minutes": None, "val_loss": None}
+    assert abs(models["base (no fine-tuning)"]["accuracy"] - base_summary["accuracy"]) < 1e-12
+    print(f"base model answered {len(test)} test instructions in {time.perf_counter() - start:.0f} s", flush=True)
+    for name, (folder, extra) in RUNS.items():
+        run = ROOT / folder
+        history = json.loads((run / "history.json").read_text(encoding="utf-8"))
+        records = json.loads((run / "test-answers.json").read_text(encoding="utf-8"))
+        if len(records) != len(test):
+            raise SystemExit(f"{folder}/test-answers.json holds {len(records)} answers, not {len(test)}; run it again")
+        models[name] = {**summarize(records), "minutes": history.get("minutes"), "load_average": history.get("load_average"),
+                        "val_loss": [history["val_loss"][0], history["val_loss"][-1]], "steps": history["step"][-1],
+                        "command": "python -m buildgpt finetune " + " ".join([*COMMON, *extra, "--out", folder])}
 
-    val_batches = instruction_batches(val, tok, 8, max_length=config.context_length)
-    before = evaluate_loss(model, val_batches)
-    set_seed(0)
-    full = copy.deepcopy(model)
-    start = time.perf_counter()
-    finetune(full, train, val, tok, steps=args.steps, batch_size=8, lr=1e-3, eval_every=25, progress=False)
-    full_s = time.perf_counter() - start
-    set_seed(0)
-    lora = apply_lora(copy.deepcopy(model), r=8, alpha=16)
-    report = lora_report(lora)
-    start = time.perf_counter()
-    finetune(lora, train, val, tok, steps=args.steps, batch_size=8, lr=3e-3, eval_every=25, progress=False)
-    lora_s = time.perf_counter() - start
-    merge_lora(lora)
-    print(f"validation loss before fine-tuning: {before:.3f}")
-    print(f"full fine-tuning, {args.steps} steps ({full_s:.0f} s): {evaluate_loss(full, val_batches):.3f}")
-    print(f"LoRA r=8 alpha=16, {args.steps} steps ({lora_s:.0f} s): {evaluate_loss(lora, val_batches):.3f}; {report}")
-    with torch.device("meta"):
-        print("GPT-2 small, LoRA r=8 on every linear layer of the blocks:",
-              lora_report(apply_lora(GPT(GPTConfig.from_preset("gpt2")), r=8, alpha=16)))
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    print(f"threads {args.threads}; load average {load}")
+    header = f"{'model':<26}{'correct':>8}{'ended':>7}" + "".join(f"{f[:10]:>11}" for f in TASK_FAMILIES) + f"{'val loss':>15}{'minutes':>9}{'load':>6}"
+    lines.append(header)
+    for name, row in models.items():
+        per_family = "".join(f"{row['by_family'][f]['accuracy']:>11.0%}" for f in TASK_FAMILIES)
+        loss = f"{row['val_loss'][0]:.2f} -> {row['val_loss'][1]:.2f}" if row["val_loss"] else ""
+        minutes = f"{row['minutes']:.1f}" if row["minutes"] is not None else ""
+        load = f"{row['load_average']:.1f}" if row.get("load_average") is not None else ""
+        lines.append(f"{name:<26}{row['accuracy']:>8.1%}{row['ended']:>7.0%}{per_family}{loss:>15}{minutes:>9}{load:>6}")
+    lines.append(f"load average at the end: {load_average()}")
+    print("\n".join(lines[1:]))
+    results = {"n_test": len(test), "n_per_family": len(test) // len(TASK_FAMILIES), "families": list(TASK_FAMILIES),
+               "machine": f"one thread of a shared 2-core CPU, load average {load_average()} at the end (torch {torch.__version__})",
+               "models": models}
+    (ROOT / "datasets" / "instruct-results.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    out = ROOT / "benchmarks" / "results" / "finetune.log"
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"wrote datasets/instruct-results.json and benchmarks/results/{out.name}")
 
 
 if __name__ == "__main__":
