@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
+import hmac
 import json
 import os
 import shutil
 import signal
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -55,7 +58,7 @@ class Limits:
 
 GUARD = r'''
 def _buildgpt_install_guard():
-    import ast, builtins, gc, sys, threading, types
+    import ast, builtins, gc, hashlib, hmac, os, sys, threading, types
     import math, operator, functools, itertools, collections, random, re, time, copy
     import torch, torch.nn, torch.nn.functional, torch.testing, torch.linalg
     try:
@@ -64,6 +67,10 @@ def _buildgpt_install_guard():
         numpy = None
     ip = get_ipython()
     sentinel = object()
+    key_file = os.path.join(os.environ["HOME"], ".guard-key")  # the worker's secret: read, then gone
+    with open(key_file, "rb") as f:
+        guard_key = f.read()
+    os.unlink(key_file)
 
     def says_yes(x, op):
         try:
@@ -105,7 +112,9 @@ def _buildgpt_install_guard():
             state["test"] = False
             ctx = ast.parse("__buildgpt_no_torch_function__()").body[0].value
             wrapped = ast.With(items=[ast.withitem(context_expr=ctx)], body=node.body)
-            node.body = [wrapped]
+            state["code"] = compile(ast.fix_missing_locations(ast.Module(body=[wrapped], type_ignores=[])),
+                                    "<test cell>", "exec")
+            node.body = ast.parse("__buildgpt_run_test__()").body
             return ast.fix_missing_locations(node)
 
     class Compare(ast.NodeTransformer):
@@ -118,6 +127,22 @@ def _buildgpt_install_guard():
             return node
 
     builtins.__buildgpt_no_torch_function__ = torch._C.DisableTorchFunctionSubclass
+
+    def run_test():
+        """A test cell runs in a copy of the notebook's namespace: what the student's code rebinds
+        while the test runs (the test's own helpers) is not what the test sees; the test's own
+        definitions are copied back afterwards."""
+        code = state.pop("code")
+        ns = dict(ip.user_ns)
+        before = dict(ns)
+        try:
+            exec(code, ns)
+        finally:
+            for k, v in ns.items():
+                if before.get(k, sentinel) is not v:
+                    ip.user_ns[k] = v
+
+    builtins.__buildgpt_run_test__ = run_test
     transformer = Strict()
     ip.ast_transformers.append(transformer)
 
@@ -131,10 +156,23 @@ def _buildgpt_install_guard():
     saved_sys_modules = {m.__name__: m for m in modules}
     saved_hooks = (ip.custom_exceptions, ip.CustomTB, ip.showtraceback, ip.run_cell, sys.excepthook,
                    list(ip.ast_transformers), list(ip.input_transformers_post))
-    saved_class_hooks = {k: v for k, v in vars(type(ip)).items() if k in ("showtraceback", "run_cell", "run_ast_nodes", "run_code")}
+    saved_cleanup = list(ip.input_transformers_cleanup)
+    saved_parts = (ip.input_transformer_manager, ip.compile)
+    saved_events = {k: list(v) for k, v in ip.events.callbacks.items()}
+    code_kinds = (types.FunctionType, staticmethod, classmethod, property)
+    # The machinery that turns a cell into code and runs it: its methods, on classes and instances
+    machine_classes = {c for o in (ip, ip.kernel, ip.input_transformer_manager, ip.compile, transformer)
+                       for c in type(o).__mro__ if c is not object}
+    saved_class_hooks = {c: {k: v for k, v in vars(c).items() if isinstance(v, code_kinds)} for c in machine_classes}
+    instances = (ip, ip.kernel, ip.input_transformer_manager, ip.compile, transformer)
+    hook_names = {"showtraceback", "run_cell", "run_cell_async", "run_ast_nodes", "run_code", "transform_cell",
+                  "transform_ast", "should_run_async", "do_execute", "execute_request", "do_token_transforms",
+                  "do_one_token_transform", "ast_parse", "cache", "visit", "visit_Module", "generic_visit",
+                  "visit_Assert", "check_complete"}
+    saved_instance = {id(o): {k: v for k, v in vars(o).items() if k in hook_names} for o in instances}
     baseline_threads = {t.ident for t in threading.enumerate()}
 
-    def restore(test=True):
+    def restore(test=True, nonce=None):
         changed = []
         for module, saved in saved_modules.items():
             now = vars(module)
@@ -167,25 +205,50 @@ def _buildgpt_install_guard():
                 changed.append(f"sys.modules[{name!r}]")
         custom, custom_tb, showtb, run_cell, excepthook, transformers, post = saved_hooks
         ip.custom_exceptions, ip.CustomTB = custom, custom_tb
-        for name in ("showtraceback", "run_cell", "run_ast_nodes", "run_code"):
-            if name in vars(ip):  # patched on the instance
-                delattr(ip, name)
-                changed.append(f"IPython {name}")
-        for name, value in saved_class_hooks.items():
-            if vars(type(ip)).get(name) is not value:
-                setattr(type(ip), name, value)
-                changed.append(f"IPython {name}")
+        for obj in instances:
+            saved = saved_instance[id(obj)]
+            for name, value in list(vars(obj).items()):
+                if name in hook_names and saved.get(name, sentinel) is not value:
+                    if name in saved:
+                        setattr(obj, name, saved[name])
+                    else:
+                        delattr(obj, name)
+                    changed.append(f"{type(obj).__name__}.{name}")
+        for cls, saved in saved_class_hooks.items():
+            for name, value in saved.items():
+                if vars(cls).get(name) is not value:
+                    setattr(cls, name, value)
+                    changed.append(f"{cls.__name__}.{name}")
+            for name in [k for k, v in vars(cls).items() if isinstance(v, code_kinds) and k not in saved]:
+                delattr(cls, name)
+                changed.append(f"{cls.__name__}.{name}")
+        if (ip.input_transformer_manager, ip.compile) != saved_parts:
+            ip.input_transformer_manager, ip.compile = saved_parts
+            changed.append("IPython's cell compiler")
+        if ip.input_transformers_cleanup != saved_cleanup:
+            changed.append("IPython input transformers")
+        ip.input_transformers_cleanup[:] = saved_cleanup
+        if ip.input_transformers_post != post:
+            changed.append("IPython input transformers")
+        if ip.ast_transformers != transformers:
+            changed.append("IPython AST transformers")
+        for k in list(ip.events.callbacks):
+            if ip.events.callbacks[k] != saved_events.get(k, []):
+                changed.append(f"IPython {k} callbacks")
+                ip.events.callbacks[k][:] = saved_events.get(k, [])
         ip.ast_transformers[:] = transformers
         ip.input_transformers_post[:] = post
         sys.settrace(None)
         sys.setprofile(None)
         threading.settrace(None)
         threading.setprofile(None)
-        for name in ("__buildgpt_eq__", "__buildgpt_ne__", "__buildgpt_no_torch_function__"):
+        for name in ("__buildgpt_eq__", "__buildgpt_ne__", "__buildgpt_no_torch_function__", "__buildgpt_run_test__"):
             ip.user_ns.pop(name, None)
         state["test"] = test
         extra = [t.name for t in threading.enumerate() if t.ident not in baseline_threads and t.is_alive()]
-        return changed, extra
+        if nonce is None:
+            return changed, extra
+        return changed, extra, hmac.new(guard_key, nonce.encode(), hashlib.sha256).hexdigest()
 
     guard = types.ModuleType("_buildgpt_guard")
     guard.restore = restore
@@ -199,10 +262,12 @@ del _buildgpt_install_guard
 # What the worker runs before each test cell (not part of the notebook).
 # ... and after it, quietly: what a test cell itself patched and put back is not the student's doing.
 SETTLE = "__import__('sys').modules['_buildgpt_guard'].restore(False)"
+# The real guard answers a fresh nonce with an HMAC under a key the notebook never saw, so a guard
+# the notebook replaced (or a cell it kept from running) is found out.
 RESTORE = ("import sys as _s\n"
-           "_c, _t = _s.modules['_buildgpt_guard'].restore()\n"
-           "print('BUILDGPT-GUARD', repr((_c, _t)))\n"
-           "del _s, _c, _t")
+           "_g = _s.modules['_buildgpt_guard'].restore(nonce={nonce!r})\n"
+           "print('BUILDGPT-GUARD', repr(_g))\n"
+           "del _s, _g")
 
 
 # ----------------------------------------------------------------------------------------
@@ -470,6 +535,8 @@ def worker(nb_path: Path, out_path: Path, limits: Limits, slot: int, tests: list
     for d in (work / ".ipython" / "profile_default" / "startup", work / "runtime", work / ".config" / "matplotlib"):
         d.mkdir(parents=True, exist_ok=True)
     (work / ".ipython" / "profile_default" / "startup" / "00-buildgpt-guard.py").write_text(GUARD)
+    key = secrets.token_bytes(32)
+    (work / ".guard-key").write_bytes(key)
     kernels = root / "kernels" / "buildgpt-sandbox"
     kernels.mkdir(parents=True)
     env = {
@@ -520,13 +587,24 @@ def worker(nb_path: Path, out_path: Path, limits: Limits, slot: int, tests: list
 
     def guard(index, left) -> bool:
         """Run the guard before a test cell; False when the notebook broke it."""
-        probe = nbformat.v4.new_code_cell(RESTORE)
+        nonce = secrets.token_hex(16)
+        probe = nbformat.v4.new_code_cell(RESTORE.format(nonce=nonce))
         run_cell(probe, index, min(60, left))
         text = "".join(o.get("text", "") for o in probe.outputs if o.get("output_type") == "stream")
-        if "BUILDGPT-GUARD" not in text or any(o.get("output_type") == "error" for o in probe.outputs):
-            record["tampered"].append("the grader's guard could not run before a test cell")
+        answer = None
+        if "BUILDGPT-GUARD" in text and not any(o.get("output_type") == "error" for o in probe.outputs):
+            try:
+                answer = ast.literal_eval(text.split("BUILDGPT-GUARD", 1)[1].strip().splitlines()[0])
+            except (ValueError, SyntaxError, IndexError):
+                answer = None
+        want = hmac.new(key, nonce.encode(), hashlib.sha256).hexdigest()
+        if not (isinstance(answer, tuple) and len(answer) == 3 and hmac.compare_digest(str(answer[2]), want)):
+            why = ("the grader's guard could not run before a test cell" if answer is None else
+                   "the grader's guard was replaced: its answer before a test cell was not the real guard's")
+            if why not in record["tampered"]:
+                record["tampered"].append(why)
             return False
-        changed, threads = ast.literal_eval(text.split("BUILDGPT-GUARD", 1)[1].strip().splitlines()[0])
+        changed, threads, _ = answer
         record["tampered"] += [c for c in changed if c not in record["tampered"]]
         record["threads"] = sorted(set(record["threads"]) | set(threads))
         return True
