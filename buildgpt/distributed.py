@@ -29,6 +29,7 @@ def zero_bytes_per_rank(n_params: int, world_size: int, stage: int, optimizer_by
     return round(weights + grads + optimizer_state)
 
 
+import ctypes
 import resource
 import sys
 import time
@@ -62,8 +63,9 @@ def measure_step(rank: int, world_size: int, config: dict, batch_size: int, mode
                  steps: int = 3, seed: int = 0) -> dict:
     """In a fresh process: one forward and backward pass of GPT(config) on a random batch, in mode
     "fp32", "bf16" (torch.autocast to bfloat16) or "checkpoint" (activation checkpointing).
-    Returns {"peak_mb": how far the first pass raised the peak resident memory, "ms": median time of
-    `steps` more passes, "loss": the first loss}."""
+    Returns {"held_mb": how much the resident memory grew during the first forward pass (what the
+    graph keeps for backward), "peak_mb": how far the first forward and backward pass raised the peak
+    resident memory, "ms": median time of `steps` more passes, "loss": the first loss}."""
     from buildgpt.losses import cross_entropy
     from buildgpt.model import GPT, GPTConfig
 
@@ -75,22 +77,34 @@ def measure_step(rank: int, world_size: int, config: dict, batch_size: int, mode
     x = torch.randint(config["vocab_size"], (batch_size, config["context_length"]), generator=generator)
     y = torch.randint(config["vocab_size"], (batch_size, config["context_length"]), generator=generator)
 
-    def step() -> float:
+    import psutil
+
+    def step(after_forward=lambda: None) -> float:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "bf16"):
             loss = cross_entropy(model(x), y)
+        after_forward()
         loss.backward()
         model.zero_grad(set_to_none=False)  # keep the gradient buffers: they count once, not per step
         return loss.item()
 
-    before = peak_rss_mb()
-    first = step()
-    peak = peak_rss_mb() - before
+    def resident() -> int:
+        """Resident bytes now, after asking the C library to hand freed pages back (glibc only)."""
+        if sys.platform.startswith("linux"):
+            try:
+                ctypes.CDLL("libc.so.6").malloc_trim(0)
+            except OSError:  # another C library (musl): no malloc_trim
+                pass
+        return psutil.Process().memory_info().rss
+
+    before, before_peak, held = resident(), peak_rss_mb(), []
+    first = step(lambda: held.append((resident() - before) / 1e6))
+    peak = peak_rss_mb() - before_peak
     times = []
     for _ in range(steps):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    return {"peak_mb": peak, "ms": 1000 * sorted(times)[len(times) // 2], "loss": first}
+    return {"held_mb": held[0], "peak_mb": peak, "ms": 1000 * sorted(times)[len(times) // 2], "loss": first}
 
 
 import torch
