@@ -266,15 +266,16 @@ def identify(files: list[tuple[Path, bool]], releases: dict) -> tuple[dict[str, 
         score = {slug: len(cells & sig) for slug, sig in signatures.items()}
         content = max(score, key=score.get)
         meta = nb.metadata.get("buildgpt") if isinstance(nb.metadata.get("buildgpt"), dict) else {}
-        said = meta.get("chapter") if meta.get("chapter") in slugs else chapter_from_name(path.name, slugs)
-        if score[content] == 0 and not named and not chapter_from_name(path.name, slugs):
+        by_name = chapter_from_name(path.name, slugs)
+        said = by_name or (meta.get("chapter") if meta.get("chapter") in slugs else "")
+        if score[content] == 0 and not named and not by_name:
             notes.append(f"skipped {path.name}: it is not one of the course's chapters")
             continue
         if score[content] == 0:
             problems.append(f"{path.name} holds none of the course's chapter cells; give the chapter notebook you worked in.")
             continue
         if said and said != content:
-            problems.append(f"{path.name} is named as chapter {said} but holds chapter {content}; "
+            problems.append(f"{path.name} is {'named' if by_name else 'marked'} as chapter {said} but holds chapter {content}; "
                             f"give the {said} notebook instead, or rename this one {content}.ipynb.")
             continue
         if not said:
