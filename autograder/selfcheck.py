@@ -16,6 +16,7 @@ import io
 import json
 import os
 import tempfile
+import textwrap
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -25,6 +26,8 @@ from .errors import UserError
 
 TESTS_BUNDLE = Path(__file__).with_name("chapter_tests.json")
 GRADING_ENV = "NBGRADER_EXECUTION"  # set by nbgrader while it grades; the self-check cell then stays quiet
+TABLE_WIDTH = 100  # characters per line of the self-check table; longer messages wrap at word boundaries
+MESSAGE_LIMIT = 800  # longer failure messages (a huge repr, say) are cut at a word boundary
 
 
 @dataclass
@@ -62,9 +65,12 @@ class Report:
         lines = [f"Self-check of {self.chapter} (hidden tests included)", ""]
         score = lambda got, of: f"{got:g} / {of:g}"
         lines.append(f"{'exercise':<{width}}  {'points':>8}  result")
+        indent = " " * (width + 2 + 8 + 2)
         for r in self.results:
             result = "pass" if r.passed else f"FAIL  {r.message}"
-            lines.append(f"{r.exercise:<{width}}  {score(r.points, r.max_points):>8}  {result}")
+            first, *rest = wrap_words(result, max(TABLE_WIDTH - len(indent), 40))
+            lines.append(f"{r.exercise:<{width}}  {score(r.points, r.max_points):>8}  {first}")
+            lines += [indent + line for line in rest]
         lines.append(f"{'total':<{width}}  {score(self.total, self.max_total):>8}")
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
@@ -95,7 +101,15 @@ def failure_message(ename: str, evalue: str) -> str:
         return f"{ename}: {evalue} (run all the cells above, and keep the names the exercise asks for)"
     text = f"{ename}: {evalue}" if evalue else f"{ename} (no message)"
     text = " ".join(text.split())
-    return text if len(text) <= 300 else text[:297] + "..."
+    if len(text) <= MESSAGE_LIMIT:
+        return text
+    cut = text.rfind(" ", 0, MESSAGE_LIMIT - 3)
+    return text[:cut if cut > MESSAGE_LIMIT // 2 else MESSAGE_LIMIT - 3] + "..."
+
+
+def wrap_words(text: str, width: int) -> list[str]:
+    """text in lines of at most `width` characters, broken only at spaces (a longer word keeps its line)."""
+    return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False) or [""]
 
 
 # ----------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from autograder.chapters import SOLUTION_MARKERS, nbgrader_meta, strip_markers
-from autograder.selfcheck import chapter_tests, run_self_check, self_check
+from autograder.selfcheck import (MESSAGE_LIMIT, TABLE_WIDTH, Report, TestResult, chapter_tests, failure_message,
+                                  run_self_check, self_check)
 from notebooks import CHAPTERS, exercises, hidden_lines, solution_notebook
 
 
@@ -45,3 +46,18 @@ def test_self_check_is_quiet_while_grading(monkeypatch, capsys):
 def test_unknown_chapter_is_one_sentence(capsys):
     self_check("42-nope", {})
     assert capsys.readouterr().out.startswith("Unknown chapter '42-nope'")
+
+
+def test_long_messages_wrap_at_word_boundaries_and_lose_nothing():
+    words = [f"word{i}" for i in range(80)] + ["transpose(-2, -1)", "instead", "of", "k.T"]
+    message = failure_message("AssertionError", " ".join(words))
+    assert message.endswith("k.T"), "a message under the limit keeps its last words (the advice)"
+    report = Report("00-pytorch", [TestResult("ex-00-long-name", "test-00-long-name", 0, 2, message),
+                                   TestResult("ex-00-x", "test-00-x", 1, 1)])
+    lines = report.table().splitlines()
+    assert max(len(line) for line in lines) <= TABLE_WIDTH
+    printed = " ".join(line.strip() for line in lines)
+    assert " ".join(words) in printed, "wrapping must break between words, never inside one"
+    cut = failure_message("ValueError", "x" * 10 + " " + "tensor(" * 400)
+    assert len(cut) <= MESSAGE_LIMIT and cut.endswith("...")
+    assert failure_message("ValueError", " ".join(["abcdefg"] * 200)).endswith("abcdefg...")
