@@ -60,6 +60,25 @@ def load_instructions(path: str | Path) -> list[dict]:
     return records
 
 
+def load_splits(path: str | Path, seed: int = 123) -> tuple[list, list, list]:
+    """(train, validation, test) of an instruction file.
+
+    A file holding {"train": [...], "val": [...], "test": [...]} (such as datasets/instruct-tasks.json)
+    is split already; a plain list (such as datasets/instruction-data.json) is cut by split_dataset(seed).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"there is no instruction file at {path}; pass the path of a JSON file "
+                                "such as datasets/instruct-tasks.json")
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not a JSON file ({exc}); it should hold instruction records") from None
+    if isinstance(records, dict) and all(isinstance(records.get(k), list) and records[k] for k in ("train", "val", "test")):
+        return records["train"], records["val"], records["test"]
+    return split_dataset(load_instructions(path), seed=seed)
+
+
 END_OF_TEXT_CHAR = "\x03"  # ASCII "end of text": a character-level model's end-of-text token
 
 
@@ -252,34 +271,35 @@ def finetune(model: nn.Module, train_examples: list[dict], val_examples: list[di
     return history
 
 
-def check_response(entry: dict, response: str, ended: bool) -> dict:
-    """Format checks of one response: it ended with end-of-text, is not empty, and does not echo
-    the prompt (no "### Instruction" or "### Response" header, no copy of a long instruction)."""
-    echoes = ("### Instruction" in response or "### Response" in response or PREAMBLE[:40] in response
-              or (len(entry["instruction"]) >= 20 and entry["instruction"].strip() in response))
-    return {"ends_with_end_of_text": bool(ended), "not_empty": bool(response.strip()), "no_echo": not echoes}
-
-
 def evaluate_responses(model: nn.Module, tokenizer, examples: list[dict], path: str | Path | None = None,
-                       max_new_tokens: int = 200, progress: bool = True) -> dict:
-    """Answer every example greedily, check each answer, save them all to path (JSON) if given.
+                       max_new_tokens: int = 48, progress: bool = True) -> dict:
+    """Answer every example greedily, check each answer, and save them all to path (JSON) if given.
 
-    Each saved record is the example plus "model_response" and its "checks". Returns
-    {"n": examples answered, "ends_with_end_of_text": fraction, "not_empty": fraction,
-     "no_echo": fraction, "all_checks": fraction that passes all three}.
+    Each saved record is the example plus "model_response", "ended" (it stopped with end-of-text)
+    and "correct" (buildgpt.tasks.check_answer; examples without a "family" count as "alpaca",
+    checked by exact match). Returns {"n": examples answered, "ended": fraction that ended,
+    "accuracy": fraction correct among the checkable families (buildgpt.tasks.TASK_FAMILIES; 0.0
+    when there are none), "by_family": {family: {"n", "accuracy", "ended"}}}.
     """
     from tqdm.auto import tqdm
+
+    from buildgpt.tasks import TASK_FAMILIES, check_answer
 
     records = []
     for entry in tqdm(examples, desc="answering", disable=not progress):
         response, ended = generate_response(model, tokenizer, entry, max_new_tokens=max_new_tokens)
-        records.append({**entry, "model_response": response, "checks": check_response(entry, response, ended)})
+        item = {**entry, "family": entry.get("family", "alpaca")}
+        records.append({**item, "model_response": response, "ended": ended, "correct": check_answer(item, response)})
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(records, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    summary = {"n": len(records)}
-    for check in ("ends_with_end_of_text", "not_empty", "no_echo"):
-        summary[check] = sum(r["checks"][check] for r in records) / max(len(records), 1)
-    summary["all_checks"] = sum(all(r["checks"].values()) for r in records) / max(len(records), 1)
-    return summary
+    by_family = {}
+    for family in dict.fromkeys(r["family"] for r in records):
+        mine = [r for r in records if r["family"] == family]
+        by_family[family] = {"n": len(mine), "accuracy": sum(r["correct"] for r in mine) / len(mine),
+                             "ended": sum(r["ended"] for r in mine) / len(mine)}
+    checkable = [r for r in records if r["family"] in TASK_FAMILIES]
+    return {"n": len(records), "ended": sum(r["ended"] for r in records) / max(len(records), 1),
+            "accuracy": sum(r["correct"] for r in checkable) / len(checkable) if checkable else 0.0,
+            "by_family": by_family}

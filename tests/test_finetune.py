@@ -183,14 +183,34 @@ def test_finetune_resumes_where_it_stopped(data, tokenizer):
         assert torch.allclose(p, q, atol=1e-6), f"{name} differs after resuming at step 4"
 
 
-def test_evaluation_writes_answers_and_checks(data, tokenizer, tmp_path):
+def test_evaluation_checks_each_answer_and_counts_per_family(tokenizer, tmp_path, monkeypatch):
+    import buildgpt.instruct as instruct
+
+    items = [{"instruction": "What is 2 + 3?", "input": "", "output": "5", "family": "arithmetic"},
+             {"instruction": "What is 4 + 4?", "input": "", "output": "8", "family": "arithmetic"},
+             {"instruction": 'Spell "cat".', "input": "", "output": "c-a-t", "family": "spelling"},
+             {"instruction": "Name a color.", "input": "", "output": "Blue."}]
+    replies = {"What is 2 + 3?": ("5", True), "What is 4 + 4?": ("9", True), 'Spell "cat".': ("c-a-t", False),
+               "Name a color.": ("Red.", True)}
+    monkeypatch.setattr(instruct, "generate_response", lambda model, tok, entry, **kw: replies[entry["instruction"]])
+    summary = evaluate_responses(None, tokenizer, items, tmp_path / "answers.json", progress=False)
+    saved = json.loads((tmp_path / "answers.json").read_text(encoding="utf-8"))
+    assert [r["correct"] for r in saved] == [True, False, True, False]
+    assert [r["ended"] for r in saved] == [True, True, False, True]
+    assert saved[3]["family"] == "alpaca", "a record without a family is an open-ended (alpaca) one"
+    assert summary["n"] == 4 and summary["accuracy"] == pytest.approx(2 / 3), "accuracy counts the checkable items only"
+    assert summary["ended"] == pytest.approx(3 / 4)
+    assert summary["by_family"]["arithmetic"] == {"n": 2, "accuracy": 0.5, "ended": 1.0}
+    assert summary["by_family"]["spelling"]["ended"] == 0.0
+
+
+def test_evaluation_of_a_real_model_writes_its_answers(data, tokenizer, tmp_path):
     model = tiny_gpt(tokenizer.vocab_size)
     summary = evaluate_responses(model, tokenizer, data[:2], tmp_path / "answers.json", max_new_tokens=5, progress=False)
     saved = json.loads((tmp_path / "answers.json").read_text(encoding="utf-8"))
-    assert summary["n"] == 2 and len(saved) == 2
-    assert {"instruction", "output", "model_response", "checks"} <= set(saved[0])
-    assert set(saved[0]["checks"]) == {"ends_with_end_of_text", "not_empty", "no_echo"}
-    assert all(0.0 <= summary[k] <= 1.0 for k in ("ends_with_end_of_text", "no_echo", "all_checks"))
+    assert summary["n"] == 2 and len(saved) == 2 and summary["accuracy"] == 0.0
+    assert {"instruction", "output", "model_response", "ended", "correct"} <= set(saved[0])
+    assert len(saved[0]["model_response"]) <= 5 or saved[0]["ended"]
 
 
 # --- commands ---------------------------------------------------------------------------------

@@ -2,16 +2,19 @@
 
 The model is a buildgpt checkpoint (a file or a run folder, from `python -m buildgpt train` or an
 earlier fine-tuning) or GPT-2's weights (a name such as gpt2 or gpt2-medium, found in the local
-cache that chapter 6 fills, or a folder or model.safetensors file). The data is split 85/5/10
-into train, validation and test with --seed; the loss counts the response only (--no-mask-prompt
-counts the prompt too). Written to --out:
+cache that chapter 6 fills, or a folder or model.safetensors file). The data is the course's
+checkable tasks mixed with Alpaca records (datasets/instruct-tasks.json, split into train,
+validation and test already), or any JSON list of {instruction, input, output} records, which is
+split 85/5/10 with --seed. The loss counts the response only (--no-mask-prompt counts the prompt
+too). Written to --out:
   ckpt.pt            the fine-tuned model (LoRA merged in), a buildgpt checkpoint for `chat`
   state.pt           what --resume needs: trainable weights, optimizer, step, options
-  history.json       train and validation loss at every evaluation
-  test-answers.json  the model's answers to the test split, with automatic format checks
+  history.json       train and validation loss at every evaluation, minutes, the machine's load
+  test-answers.json  the model's answers to the test split, each checked (buildgpt.tasks.check_answer)
 
-  python -m buildgpt finetune --ckpt small-char.pt --data datasets/instruction-data.json --out runs/instruct
-  python -m buildgpt finetune --ckpt gpt2 --lora-rank 16 --steps 240 --out runs/gpt2-lora
+  python -m buildgpt finetune --ckpt datasets/instruct-base.pt --out runs/instruct-sft
+  python -m buildgpt finetune --ckpt datasets/instruct-base.pt --lora-rank 16 --out runs/instruct-lora
+  python -m buildgpt finetune --ckpt gpt2 --lora-rank 16 --steps 240 --data datasets/instruction-data.json --out runs/gpt2-lora
 
 The tokenizer must have an end-of-text token, so the model can learn to stop: GPT-2's has one; a
 character checkpoint needs "\x03" in its vocabulary (chapter 7 explains why and builds one).
@@ -24,6 +27,7 @@ import json
 import os
 import pickle
 import tempfile
+import time
 from pathlib import Path
 
 from buildgpt.commands import CommandError
@@ -35,7 +39,7 @@ GPT2_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ckpt", required=True, help="buildgpt checkpoint (file or run folder), or GPT-2 weights (gpt2, a folder, a .safetensors file)")
-    parser.add_argument("--data", default=None, help="instruction JSON file (default: the course's datasets/instruction-data.json)")
+    parser.add_argument("--data", default=None, help="instruction JSON file (default: the course's datasets/instruct-tasks.json)")
     parser.add_argument("--out", required=True, help="folder for ckpt.pt, state.pt, history.json, test-answers.json")
     parser.add_argument("--lora-rank", type=int, default=0, help="LoRA rank r; 0 (the default) fine-tunes every weight")
     parser.add_argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default: 2 * rank)")
@@ -46,9 +50,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-every", type=int, default=50, help="validate and save every N steps")
     parser.add_argument("--no-mask-prompt", action="store_true", help="count the prompt tokens in the loss too")
     parser.add_argument("--seed", type=int, default=123, help="seed of the train/validation/test split and of the batches")
-    parser.add_argument("--test-answers", type=int, default=None, help="answer only the first N test examples (default: all)")
-    parser.add_argument("--max-new-tokens", type=int, default=200)
+    parser.add_argument("--test-answers", type=int, default=None,
+                        help="answer only the first N test examples (default: all; with the course's tasks, all checkable ones)")
+    parser.add_argument("--max-new-tokens", type=int, default=None,
+                        help="longest answer when testing (default 48 for the checkable tasks, 200 otherwise)")
+    parser.add_argument("--export", default=None, help="at the end, also write the fine-tuned checkpoint here (e.g. datasets/instruct-sft.pt)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its state.pt")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument("--threads", type=int, help=THREADS_HELP)
     add_impl_argument(parser)
@@ -119,19 +127,18 @@ def run(args: argparse.Namespace) -> int:
     ins, lora = impl.instruct, impl.lora
     encode_example, end_of_text_id, evaluate_loss, evaluate_responses = (
         ins.encode_example, ins.end_of_text_id, ins.evaluate_loss, ins.evaluate_responses)
-    finetune, instruction_batches, load_instructions, split_dataset = (
-        ins.finetune, ins.instruction_batches, ins.load_instructions, ins.split_dataset)
+    finetune, instruction_batches = ins.finetune, ins.instruction_batches
     apply_lora, lora_report, merge_lora = lora.apply_lora, lora.lora_report, lora.merge_lora
 
     for name in ("steps", "batch_size", "eval_every", "max_new_tokens"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise CommandError(f"--{name.replace('_', '-')} must be at least 1; got {getattr(args, name)}")
     if args.lora_rank < 0:
         raise CommandError(f"--lora-rank must be 0 (full fine-tuning) or a positive rank; got {args.lora_rank}")
     if args.lr is not None and not args.lr > 0:
         raise CommandError(f"--lr must be positive; got {args.lr}")
     device = pick_device(args.device)
-    data = load_instructions(args.data if args.data else dataset_path("instruction-data.json"))
+    train, val, test = ins.load_splits(args.data if args.data else dataset_path("instruct-tasks.json"), seed=args.seed)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out} is a file; give a folder for the run")
@@ -143,7 +150,6 @@ def run(args: argparse.Namespace) -> int:
 
     model, tokenizer, tokenizer_meta = load_any(args.ckpt, device="cpu", impl=impl)
     end_of_text_id(tokenizer)  # one sentence if the tokenizer cannot end an answer
-    train, val, test = split_dataset(data, seed=args.seed)
     longest = max(len(encode_example(e, tokenizer)[0]) + 1 for e in train)
     if longest > model.config.context_length:
         print(f"note: the longest example has {longest} tokens but the model's context holds "
@@ -159,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
-    start_step, history = 0, None
+    start_step, history, minutes_before = 0, None, 0.0
     if args.resume:
         try:  # tensors and plain data only: a state.pt that asks to build other objects is refused, never run
             saved = torch.load(state_path, map_location=device, weights_only=True)
@@ -172,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         start_step, history = saved["step"], saved["history"]
+        minutes_before = saved.get("minutes", 0.0)
         if start_step >= args.steps:
             raise CommandError(f"the run in {out} already did {start_step} steps; pass a larger --steps to continue it")
         print(f"resuming at step {start_step}")
@@ -182,13 +189,16 @@ def run(args: argparse.Namespace) -> int:
         before = evaluate_loss(model, val_batches)
         history = {"step": [0], "train_loss": [None], "val_loss": [before]}
         print(f"validation loss before fine-tuning: {before:.3f}")
-    options = {"lora_rank": args.lora_rank, "lora_alpha": alpha, "lora_targets": targets, "seed": args.seed, "lr": lr,
+    started = time.perf_counter()
+    options = {"mask_prompt": not args.no_mask_prompt, "lora_rank": args.lora_rank, "lora_alpha": alpha, "lora_targets": targets, "seed": args.seed, "lr": lr,
                "steps": args.steps, "batch_size": args.batch_size, "ckpt": args.ckpt}
 
     def save(step, run_history, opt):
-        full = {k: history[k] + run_history[k] for k in history}
+        full = {k: history[k] + run_history[k] for k in ("step", "train_loss", "val_loss")}
+        minutes = minutes_before + (time.perf_counter() - started) / 60
+        full.update(minutes=round(minutes, 2), load_average=_load_average(), threads=torch.get_num_threads())
         _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                      "history": full, "options": options}, state_path)
+                      "history": full, "options": options, "minutes": minutes}, state_path)
         deployable = merge_lora(copy.deepcopy(model)) if args.lora_rank else model
         save_checkpoint(out / "ckpt.pt", model=deployable, tokenizer_meta=tokenizer_meta, step=step,
                         extra={"finetune": options, "val_loss": run_history["val_loss"][-1]})
@@ -197,16 +207,34 @@ def run(args: argparse.Namespace) -> int:
 
     run_history = finetune(model, train, val, tokenizer, steps=args.steps, batch_size=args.batch_size, lr=lr,
                            mask_prompt=not args.no_mask_prompt, eval_every=args.eval_every, seed=args.seed,
-                           optimizer=optimizer, start_step=start_step, on_eval=save)
+                           optimizer=optimizer, start_step=start_step, on_eval=save, progress=not args.no_progress)
     after = run_history["val_loss"][-1] if run_history["val_loss"] else history["val_loss"][-1]
     print(f"validation loss: {history['val_loss'][0]:.3f} before, {after:.3f} after")
-    answering = test if args.test_answers is None else test[:max(0, args.test_answers)]
+    if args.lora_rank:
+        merge_lora(model)
+    if args.export:
+        run_record = json.loads((out / "history.json").read_text(encoding="utf-8"))
+        export = save_checkpoint(args.export, model=model, tokenizer_meta=tokenizer_meta, step=args.steps,
+                                 extra={"finetune": options, "val_loss": after, "history": run_record,
+                                        "command": "finetune"})
+        print(f"wrote the fine-tuned checkpoint {args.export} ({os.path.getsize(export) / 1e6:.1f} MB)")
+    from buildgpt.tasks import TASK_FAMILIES
+
+    checkable = [e for e in test if e.get("family") in TASK_FAMILIES]
+    answering = checkable or test
+    if args.test_answers is not None:
+        answering = answering[:max(0, args.test_answers)]
     if answering:
-        if args.lora_rank:
-            merge_lora(model)
-        summary = evaluate_responses(model, tokenizer, answering, out / "test-answers.json",
-                                     max_new_tokens=args.max_new_tokens)
+        max_new = args.max_new_tokens or (48 if checkable else 200)
+        summary = evaluate_responses(model, tokenizer, answering, out / "test-answers.json", max_new_tokens=max_new,
+                                     progress=not args.no_progress)
         print(f"test answers: {summary['n']} saved to {out / 'test-answers.json'}; "
-              f"ended with end-of-text {summary['ends_with_end_of_text']:.0%}, no echo of the prompt "
-              f"{summary['no_echo']:.0%}, all checks {summary['all_checks']:.0%}")
+              f"ended with end-of-text {summary['ended']:.0%}"
+              + (f", correct {summary['accuracy']:.1%}" if checkable else ""))
+        for family, row in summary["by_family"].items():
+            print(f"  {family:<11} {row['n']:>4} answers: correct {row['accuracy']:6.1%}, ended {row['ended']:6.1%}")
     return 0
+
+
+def _load_average() -> float | None:
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
