@@ -232,10 +232,13 @@ def _buildgpt_install_guard():
             changed.append("IPython input transformers")
         if ip.ast_transformers != transformers:
             changed.append("IPython AST transformers")
-        for k in list(ip.events.callbacks):
-            if ip.events.callbacks[k] != saved_events.get(k, []):
+        for k in list(ip.events.callbacks):  # matplotlib's inline backend adds its own: kept
+            now = ip.events.callbacks[k]
+            foreign = [f for f in now if f not in saved_events.get(k, []) and not
+                       str(getattr(f, "__module__", "") or "").startswith(("matplotlib", "IPython", "ipykernel"))]
+            if foreign:
                 changed.append(f"IPython {k} callbacks")
-                ip.events.callbacks[k][:] = saved_events.get(k, [])
+                now[:] = [f for f in now if f not in foreign]
         ip.ast_transformers[:] = transformers
         ip.input_transformers_post[:] = post
         sys.settrace(None)

@@ -17,7 +17,7 @@ from autograder.sandbox import landlock_abi
 from notebooks import ROOT
 
 CELLS = [
-    ("setup", "import os, signal\nprint('ready')"),
+    ("setup", "import os, signal\nimport matplotlib.pyplot\n%matplotlib inline\nprint('ready')"),
     ("reads", """
         for path in [{solutions!r}, {tests!r}, {out!r}]:
             try:
@@ -54,6 +54,7 @@ CELLS = [
             return ['pass\\n'] if any('assert' in line for line in lines) else lines
         get_ipython().input_transformers_cleanup.append(no_asserts)
         """),
+    ("event", "get_ipython().events.register('pre_run_cell', lambda *args: None)"),
     ("test-transformer", "assert 1 == 2, 'this test fails'"),
     ("fake-guard", """
         import ast, sys, types
@@ -132,6 +133,11 @@ def test_an_input_transformer_that_drops_asserts_is_removed_and_flagged(run):
     status, text = run["cells"]["test-transformer"]
     assert status == "error" and "this test fails" in text, text
     assert "IPython input transformers" in run["record"]["tampered"], run["record"]["tampered"]
+
+
+def test_a_foreign_event_callback_is_flagged_and_matplotlibs_own_is_not(run):
+    tampered = run["record"]["tampered"]
+    assert "IPython pre_run_cell callbacks" in tampered and "IPython post_execute callbacks" not in tampered, tampered
 
 
 def test_a_replaced_guard_fails_the_test_and_is_flagged(run):
