@@ -16,6 +16,7 @@ COMMANDS = {
     "generate": "continue a prompt with a trained checkpoint (chapter 5)",
     "finetune": "instruction-tune a checkpoint, fully or with LoRA (chapter 7)",
     "chat": "talk to an instruction-tuned checkpoint (chapter 7)",
+    "dpo": "align an instruction-tuned checkpoint with preference pairs by DPO (chapter 8)",
 }
 
 
