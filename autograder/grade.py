@@ -210,8 +210,11 @@ def grade(submissions: Path, out: Path, jobs: int | None = None, force: bool = F
     ran = len(todo)
     stopped = sum(1 for pre in chosen if "stopped" in statuses.get((student_id(pre.student), pre.chapter), ""))
     repaired = sum(1 for pre in chosen if pre.notes)
-    log(f"{len(chosen)} notebook(s) graded ({ran} run now, {len(chosen) - ran} unchanged since the last run), "
-        f"{repaired} repaired, {stopped} stopped by a limit, {len(problems)} not graded; "
+    flagged = {pre.student for pre in chosen if "flagged" in statuses.get((student_id(pre.student), pre.chapter), "")}
+    handed_in = len(chosen) + sum(1 for p in problems if p.file)
+    rate = f" ({100 * len(chosen) / handed_in:.0f}% of {handed_in} handed in)" if handed_in else ""
+    log(f"{len(chosen)} notebook(s) graded{rate} ({ran} run now, {len(chosen) - ran} unchanged since the last run), "
+        f"{repaired} repaired, {stopped} stopped by a limit, {len(flagged)} student(s) flagged, {len(problems)} not graded; "
         f"{wall:.1f} s in all" + (f", {ran / wall * 60:.1f} notebooks per minute" if ran else ""))
     log(f"grades: {out / 'grades.csv'}; feedback: {out / 'feedback'}; report: {out / 'report.txt'}")
     for p in problems:
@@ -261,7 +264,18 @@ def _status(pre: Preflight, record: dict) -> str:
     if tampered:
         parts.append("flagged: the notebook changed what tests use (" + ", ".join(tampered[:4])
                      + (", ..." if len(tampered) > 4 else "") + "); restored before each test")
+    for flag in getattr(pre, "flags", []):  # what cannot be undone, with its evidence (preflight)
+        parts.append(f"flagged: {flag}")
+    timeouts = _timed_out_cells(record)
+    if timeouts and not record.get("stopped"):
+        parts.append(f"{len(timeouts)} cell(s) interrupted at the time limit")
     return "graded" + (", " + "; ".join(parts) if parts else "")
+
+
+def _timed_out_cells(record: dict) -> list[int]:
+    """Numbers (from 1) of the code cells that ran past their time limit."""
+    cells = [c for c in (record.get("notebook") or {}).get("cells", []) if c.get("cell_type") == "code"]
+    return [n for n, c in enumerate(cells, 1) if any(o.get("ename") == "TimeoutError" for o in c.get("outputs", []))]
 
 
 def _report_lines(pre: Preflight, record: dict) -> list[str]:
@@ -270,6 +284,11 @@ def _report_lines(pre: Preflight, record: dict) -> list[str]:
         lines.append(f"stopped early: {record['stopped']}; the tests after that point count as failed")
     for t in record.get("tampered") or []:
         lines.append(f"changed {t}; put back before each test cell")
+    lines += [f"FLAGGED: {flag}" for flag in getattr(pre, "flags", [])]
+    timeouts = _timed_out_cells(record)
+    if timeouts:
+        lines.append(f"code cell(s) {', '.join(map(str, timeouts))} ran past the time limit and were interrupted; "
+                     "what they should have defined is missing")
     lines += record.get("notes") or []
     return lines
 
