@@ -8,6 +8,15 @@ random subset of the exercises (seeded), a tenth of them through Colab (all meta
 once (preflight, sandboxed kernels, nbgrader's gradebook and feedback), checks that every
 student got exactly the points of the exercises it answered, and prints the wall time, notebooks
 per minute, the seconds per notebook and the machine's load average before and after.
+
+It also prints where a notebook's time goes, from timers put around the grader's steps in this
+process and from each sandbox's record: the release (nbgrader generate_assignment), preflight,
+the sandbox worker (its process, imports, clean-up), the kernel's start, the notebook's own cells
+(nbclient's execute_input .. execute_reply of every cell), nbgrader's start-up, scoring
+(Autograde) and feedback (GenerateFeedback), the gradebook, the report, and the rest. With
+--jobs 1 the seconds add up to the wall time; with more jobs the sandbox rows are summed over
+the notebooks run at once (core-time, not wall). The grader's overhead is everything beyond
+running the notebook's cells once.
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ import random
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,6 +83,69 @@ def make_students(chapter, n: int, folder: Path, seed: int = 0) -> dict[str, flo
     return expected
 
 
+class Timers:
+    """Seconds spent in named functions, by wrapping them for the length of a `with`."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def around(self, targets: dict[str, tuple[object, str]]):
+        saved = []
+        for name, (owner, attr) in targets.items():
+            original = getattr(owner, attr)
+            saved.append((owner, attr, original))
+
+            def timed(*args, _original=original, _name=name, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return _original(*args, **kwargs)
+                finally:
+                    self.seconds[_name] = self.seconds.get(_name, 0.0) + time.perf_counter() - start
+            setattr(owner, attr, timed)
+        try:
+            yield self
+        finally:
+            for owner, attr, original in saved:
+                setattr(owner, attr, original)
+
+
+def cell_seconds(nb: dict) -> float:
+    """Seconds the kernel spent on the cells themselves, from nbclient's timing metadata."""
+    total = 0.0
+    for cell in nb.get("cells", []):
+        timing = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in timing and "shell.execute_reply" in timing:
+            begin, end = (datetime.fromisoformat(timing[k].replace("Z", "+00:00"))
+                          for k in ("iopub.execute_input", "shell.execute_reply"))
+            total += (end - begin).total_seconds()
+    return total
+
+
+def time_table(timers: Timers, records: list[dict], wall: float, n: int) -> list[tuple[str, float]]:
+    """(step, seconds) rows; the sandbox rows from the records, the others from the timers."""
+    t = timers.seconds
+    kernel = sum(r.get("seconds") or 0.0 for r in records)
+    cells = sum(cell_seconds(r.get("notebook") or {}) for r in records)
+    scoring, feedback = t.get("scoring", 0.0), t.get("feedback", 0.0)
+    rows = [
+        ("course folder (build_course)", t.get("release", 0.0)),
+        ("release per chapter (release_of)", t.get("release_of", 0.0)),
+        ("preflight", t.get("preflight", 0.0)),
+        ("sandbox worker: process, imports, clean-up", max(t.get("sandbox", 0.0) - kernel, 0.0) if len(records) else 0.0),
+        ("kernel start, guard, between cells", kernel - cells),
+        ("the notebook's own cells", cells),
+        ("nbgrader start-up", t.get("nbgrader", 0.0) - scoring - feedback),
+        ("nbgrader scoring (Autograde)", scoring),
+        ("nbgrader feedback (GenerateFeedback)", feedback),
+        ("gradebook: names, rows", t.get("names", 0.0) + t.get("gradebook", 0.0)),
+        ("report", t.get("report", 0.0)),
+    ]
+    rows.append(("the rest (collect, copies, grades.csv)", wall - sum(s for name, s in rows if not name.startswith(("sandbox", "kernel", "the notebook")))
+                 - t.get("sandbox", 0.0)))
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--students", type=int, default=100)
@@ -88,11 +162,25 @@ def main() -> int:
         out = args.out or Path(tmp) / "grading"
         expected = make_students(chapter, args.students, subs)
         load_before = os.getloadavg()
-        start = time.perf_counter()
-        grade(subs, out, jobs=args.jobs, limits=Limits(), log=lambda *a: None, progress=True)
-        wall = time.perf_counter() - start
+        import nbgrader.converters
+
+        import autograder.grade as grading
+
+        timers = Timers()
+        with timers.around({"release": (grading, "build_course"), "release_of": (grading, "release_of"),
+                            "preflight": (grading, "preflight"), "gradebook": (grading, "gradebook_rows"),
+                            "names": (grading, "_name_students"), "report": (grading, "write_report"),
+                            "sandbox": (grading, "run_many"), "nbgrader": (grading, "_nbgrader_pass"),
+                            "scoring": (nbgrader.converters.Autograde, "start"),
+                            "feedback": (nbgrader.converters.GenerateFeedback, "start")}):
+            start = time.perf_counter()
+            grade(subs, out, jobs=args.jobs, limits=Limits(), log=lambda *a: None, progress=True)
+            wall = time.perf_counter() - start
         load_after = os.getloadavg()
         rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
+        import json
+
+        records = [json.loads(p.read_text()) for p in (out / "course").rglob("result.json")]
     wrong = [s for s, total in expected.items() if s not in rows or float(rows[s].get("total") or -1) != total]
     jobs = args.jobs or os.cpu_count()
     print(f"chapter {chapter.slug}: {args.students} students, {jobs} job(s), {os.cpu_count()} CPU core(s)")
@@ -100,6 +188,15 @@ def main() -> int:
           f"{wall / args.students:.2f} s per notebook (wall) , {wall * jobs / args.students:.1f} core-seconds per notebook")
     print("load average before: " + ", ".join(f"{x:.2f}" for x in load_before)
           + "; after: " + ", ".join(f"{x:.2f}" for x in load_after))
+    table = time_table(timers, records, wall, args.students)
+    print(f"\nwhere the time goes ({len(records)} notebooks run; seconds summed over notebooks"
+          + ("" if jobs == 1 else f", the sandbox rows as core-time over {jobs} jobs") + "):")
+    print(f"  {'step':<44} {'seconds':>9} {'per notebook':>13}")
+    for name, seconds in table:
+        print(f"  {name:<44} {seconds:>9.1f} {seconds / args.students:>13.2f}")
+    cells = dict(table)["the notebook's own cells"]
+    print(f"  {'sum':<44} {sum(s for _, s in table):>9.1f}   (wall {wall:.1f} s)")
+    print(f"grader's overhead beyond running the cells once: {(sum(s for _, s in table) - cells) / args.students:.2f} s per notebook")
     print(f"scores exact for {args.students - len(wrong)} of {args.students} students"
           + (f"; wrong: {', '.join(wrong[:5])}" if wrong else ""))
     return 1 if wrong else 0
