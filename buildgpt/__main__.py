@@ -16,6 +16,8 @@ COMMANDS = {
     "generate": "continue a prompt with a trained checkpoint (chapter 5)",
     "finetune": "instruction-tune a checkpoint, fully or with LoRA (chapter 7)",
     "chat": "talk to an instruction-tuned checkpoint (chapter 7)",
+    "curate": "deduplicate and quality-filter a text corpus (chapter 10)",
+    "eval": "perplexity, bits per byte and benchmark accuracy of a checkpoint (chapter 10)",
     "dpo": "align an instruction-tuned checkpoint with preference pairs by DPO (chapter 8)",
 }
 
