@@ -86,6 +86,17 @@ def main() -> int:
 
     train_pairs, val_pairs = load_pairs(args.pairs)
     runs = []
+
+    def write_sweep(runs: list[dict]) -> None:
+        betas = ",".join(f"{run['beta']:g}" for run in runs)
+        sweep = {"command": f"python benchmarks/align.py --sweep {betas} --sweep-steps {args.sweep_steps} --sweep-lr {args.sweep_lr}",
+                 "load": load_average(), "steps": args.sweep_steps, "lr": args.sweep_lr, "batch_size": 8, "n_test": len(test),
+                 "sft": {"exact": before["exact"], "ended": before["ended"]}, "runs": runs, "torch": torch.__version__}
+        text = json.dumps(sweep, indent=1) + "\n"
+        (results_dir / "align-sweep.json").write_text(text, encoding="utf-8")
+        Path(args.sweep_out).write_text(text, encoding="utf-8")
+        print(f"wrote align-sweep.json and {Path(args.sweep_out).name} (load {sweep['load']})", flush=True)
+
     shipped, table_path = None, results_dir / "align.json"
     if Path(args.dpo).is_file() and table_path.is_file():  # the shipped DPO run counts as one point if it matches
         shipped = load_checkpoint(args.dpo)["extra"].get("dpo", {})
@@ -99,6 +110,7 @@ def main() -> int:
                          "drift": table["drift"], "val_accuracy": shipped["val_accuracy"],
                          "val_margin": shipped["val_margin"], "from": "the shipped instruct-dpo.pt (benchmarks/results/align.json)"})
             print(runs[-1], flush=True)
+            write_sweep(runs)
             continue
         torch.manual_seed(0)
         policy, reference = copy.deepcopy(sft), copy.deepcopy(sft)
@@ -111,13 +123,7 @@ def main() -> int:
                      "val_accuracy": history["val_accuracy"][-1], "val_margin": history["val_margin"][-1],
                      "seconds": round(time.perf_counter() - tick, 1)})
         print(runs[-1], flush=True)
-    sweep = {"command": f"python benchmarks/align.py --sweep {args.sweep} --sweep-steps {args.sweep_steps} --sweep-lr {args.sweep_lr}", "load": load_average(),
-             "steps": args.sweep_steps, "lr": args.sweep_lr, "batch_size": 8, "n_test": len(test),
-             "sft": {"exact": before["exact"], "ended": before["ended"]}, "runs": runs, "torch": torch.__version__}
-    text = json.dumps(sweep, indent=1) + "\n"
-    (results_dir / "align-sweep.json").write_text(text, encoding="utf-8")
-    Path(args.sweep_out).write_text(text, encoding="utf-8")
-    print(f"wrote align-sweep.json and {Path(args.sweep_out).name} (load {sweep['load']})")
+        write_sweep(runs)  # after every beta, so a stopped sweep keeps what it measured
     return 0
 
 
