@@ -148,6 +148,10 @@ def test_the_batch_finishes_whatever_the_killers_do(batch):
 @pytest.mark.parametrize("student", ["张伟", "王芳", "José Müller", "classmate-killer", "grader-killer",
                                      "guard-replaced", "input-transformer", "reads-solutions"])
 def test_exact_score(batch, student):
+    if student == "reads-solutions" and landlock_abi() < 1:
+        pytest.skip("this Linux has no Landlock: reads are not fenced")
+    if student in ("classmate-killer", "grader-killer") and landlock_abi() < 6:
+        pytest.skip("this Linux's Landlock cannot scope signals (ABI < 6): the report says so")
     _, total, status = batch["expected"][student]
     row = batch["rows"][student]
     assert status in row["status"], row
@@ -176,6 +180,7 @@ def test_the_solutions_cannot_be_read_at_grading_time(batch):
     assert "READ THE SOLUTIONS" not in printed and "refused: PermissionError" in printed, printed[:800]
 
 
+@pytest.mark.skipif(landlock_abi() < 6, reason="this Linux's Landlock cannot scope signals (ABI < 6)")
 def test_the_grader_killer_killed_nothing(batch):
     graded = nbformat.read(batch["out"] / "course" / "autograded" / "grader-killer" / SLUG / f"{SLUG}.ipynb", as_version=4)
     printed = "".join(o.get("text", "") for c in graded.cells if c.cell_type == "code" for o in c.outputs)
