@@ -1,4 +1,4 @@
-"""Command line of the autograder: release, check, grade, assemble, compare."""
+"""Command line of the autograder: release, check, grade, merge, assemble, compare."""
 
 from __future__ import annotations
 
@@ -35,6 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     p.add_argument("--private-tests", type=Path, metavar="DIR",
                    help="your own extra tests, one NN-slug.py per chapter, graded and never shown (see the instructor guide)")
+    p.add_argument("--shard", metavar="K/N", help="grade only part K of N of the class (by student name), e.g. on N machines; then `merge`")
+
+    p = commands.add_parser("merge", help="combine the outputs of `grade --shard K/N` (K = 1..N) into one grades.csv, report and feedback")
+    p.add_argument("shards", type=Path, nargs="+", help="every shard's --out folder")
+    p.add_argument("--out", type=Path, required=True, help="where the combined grades.csv, report.txt and feedback/ go")
 
     p = commands.add_parser("assemble", help="turn your completed notebooks into your own GPT package (mygpt/) for the commands' --impl")
     p.add_argument("notebooks", type=Path, nargs="+", help="chapter notebooks (.ipynb), or folders of them")
@@ -74,8 +79,15 @@ def main(argv: list[str] | None = None) -> int:
             from .sandbox import Limits
 
             limits = Limits(cell_timeout=args.timeout, budget=args.budget, memory_mb=args.memory, max_procs=args.max_procs)
+            from .shards import parse_shard
+
+            shard = parse_shard(args.shard) if args.shard else None
             return grade(args.submissions, args.out, jobs=args.jobs, force=args.force, limits=limits,
-                         progress=not args.no_progress, private=args.private_tests)
+                         progress=not args.no_progress, private=args.private_tests, shard=shard)
+        if args.command == "merge":
+            from .shards import merge
+
+            return merge(args.shards, args.out)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -38,6 +38,7 @@ from .errors import UserError
 from .preflight import Preflight, preflight
 from .private import add_private_tests, load_private_tests
 from .sandbox import WORKER_ATTEMPTS, Job, Limits, run_many
+from .shards import release_digest, shard_of, write_shard_record
 
 ENGINE_VERSION = "2"  # part of every run's key: a new engine grades everything again
 RUNS = "sandbox"  # OUT/course/sandbox/STUDENT/CHAPTER/: the clean copy run, its record, its status
@@ -90,7 +91,8 @@ def pick_one(candidates: list[Preflight], paths: dict[int, Path]) -> tuple[Prefl
 
 
 def grade(submissions: Path, out: Path, jobs: int | None = None, force: bool = False,
-          limits: Limits | None = None, log=print, progress: bool = True, private: Path | None = None) -> int:
+          limits: Limits | None = None, log=print, progress: bool = True, private: Path | None = None,
+          shard: tuple[int, int] | None = None) -> int:
     limits = limits or Limits()
     jobs = jobs or os.cpu_count() or 1
     wall = time.perf_counter()
@@ -99,6 +101,9 @@ def grade(submissions: Path, out: Path, jobs: int | None = None, force: bool = F
     files, problems = collect(submissions)
     if not files and not problems:
         raise UserError(f"{submissions} holds no student folders with notebooks in them.")
+    if shard is not None:  # this run grades the students whose names fall in shard K of N
+        files = [(s, p) for s, p in files if shard_of(s, shard[1]) == shard[0]]
+        problems = problems if shard[0] == 1 else []  # files outside any student folder: shard 1 says so
 
     course = out / "course"
     sources = build_course(course, chapters)
@@ -206,6 +211,8 @@ def grade(submissions: Path, out: Path, jobs: int | None = None, force: bool = F
     rows = gradebook_rows(course, chapters)
     write_grades(out / "grades.csv", rows, problems, order)
     write_report(out, course, chosen, problems)
+    if shard is not None:  # written last: a shard without it did not finish
+        write_shard_record(out, shard, release_digest(sources), sorted({student for student, _ in files}), order)
     wall = time.perf_counter() - wall
     ran = len(todo)
     stopped = sum(1 for pre in chosen if "stopped" in statuses.get((student_id(pre.student), pre.chapter), ""))
@@ -479,16 +486,28 @@ def write_grades(path: Path, rows: list[dict], problems: list[Problem], order: l
 
 
 def write_report(out: Path, course: Path, chosen: list[Preflight], problems: list[Problem]) -> None:
+    """report.txt and preflight/STUDENT.txt, from report.json (which `merge` combines across shards)."""
+    notebooks = []
+    for pre in chosen:
+        status = json.loads((course / RUNS / student_id(pre.student) / pre.chapter / "status.json").read_text())
+        text = [f"{pre.student}/{pre.file} ({pre.chapter}): {status['status']}"]
+        text += [f"  - {line}" for line in status["report"]] or ["  - nothing to repair"]
+        notebooks.append([pre.student, pre.chapter, text])
+    data = {"problems": [asdict(p) for p in problems], "notebooks": notebooks}
+    (out / "report.json").write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    render_report(out, data)
+
+
+def render_report(out: Path, data: dict) -> None:
+    problems = sorted((Problem(**p) for p in data["problems"]), key=lambda p: (p.student, p.file, p.reason))
+    notebooks = sorted(data["notebooks"], key=lambda n: (n[0], n[1]))
     lines = ["Submissions that could not be graded", ""]
     lines += [f"- {p.student + '/' if p.student else ''}{p.file}: {p.reason}" for p in problems] or ["(none)"]
     lines += ["", "What was found and done, per notebook graded in this run", ""]
     per_student: dict[str, list[str]] = {}
-    for pre in sorted(chosen, key=lambda p: (p.student, p.chapter)):
-        status = json.loads((course / RUNS / student_id(pre.student) / pre.chapter / "status.json").read_text())
-        text = [f"{pre.student}/{pre.file} ({pre.chapter}): {status['status']}"]
-        text += [f"  - {line}" for line in status["report"]] or ["  - nothing to repair"]
+    for student, _, text in notebooks:
         lines += text
-        per_student.setdefault(pre.student, []).extend(text)
+        per_student.setdefault(student, []).extend(text)
     for p in problems:
         if p.student:
             per_student.setdefault(p.student, []).append(f"{p.file}: NOT GRADED: {p.reason}")
