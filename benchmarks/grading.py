@@ -122,8 +122,9 @@ def cell_seconds(nb: dict) -> float:
     return total
 
 
-def time_table(timers: Timers, records: list[dict], wall: float, n: int) -> list[tuple[str, float]]:
-    """(step, seconds) rows; the sandbox rows from the records, the others from the timers."""
+def time_table(timers: Timers, records: list[dict], wall: float, jobs: int) -> list[tuple[str, float | None]]:
+    """(step, seconds) rows; the sandbox rows from the records, the others from the timers; None:
+    not measurable in this run."""
     t = timers.seconds
     kernel = sum(r.get("seconds") or 0.0 for r in records)
     cells = sum(cell_seconds(r.get("notebook") or {}) for r in records)
@@ -132,7 +133,8 @@ def time_table(timers: Timers, records: list[dict], wall: float, n: int) -> list
         ("course folder (build_course)", t.get("release", 0.0)),
         ("release per chapter (release_of)", t.get("release_of", 0.0)),
         ("preflight", t.get("preflight", 0.0)),
-        ("sandbox worker: process, imports, clean-up", max(t.get("sandbox", 0.0) - kernel, 0.0) if len(records) else 0.0),
+        # The worker's own share is the sandbox's wall time less the kernels' only when one runs at a time.
+        ("sandbox worker: process, imports, clean-up", t.get("sandbox", 0.0) - kernel if jobs == 1 else None),
         ("kernel start, guard, between cells", kernel - cells),
         ("the notebook's own cells", cells),
         ("nbgrader start-up", t.get("nbgrader", 0.0) - scoring - feedback),
@@ -188,15 +190,20 @@ def main() -> int:
           f"{wall / args.students:.2f} s per notebook (wall) , {wall * jobs / args.students:.1f} core-seconds per notebook")
     print("load average before: " + ", ".join(f"{x:.2f}" for x in load_before)
           + "; after: " + ", ".join(f"{x:.2f}" for x in load_after))
-    table = time_table(timers, records, wall, args.students)
+    table = time_table(timers, records, wall, jobs)
     print(f"\nwhere the time goes ({len(records)} notebooks run; seconds summed over notebooks"
           + ("" if jobs == 1 else f", the sandbox rows as core-time over {jobs} jobs") + "):")
     print(f"  {'step':<44} {'seconds':>9} {'per notebook':>13}")
     for name, seconds in table:
-        print(f"  {name:<44} {seconds:>9.1f} {seconds / args.students:>13.2f}")
+        if seconds is None:
+            print(f"  {name:<44} {'-':>9} {'-':>13}   (only with --jobs 1)")
+        else:
+            print(f"  {name:<44} {seconds:>9.1f} {seconds / args.students:>13.2f}")
     cells = dict(table)["the notebook's own cells"]
-    print(f"  {'sum':<44} {sum(s for _, s in table):>9.1f}   (wall {wall:.1f} s)")
-    print(f"grader's overhead beyond running the cells once: {(sum(s for _, s in table) - cells) / args.students:.2f} s per notebook")
+    total = sum(s for _, s in table if s is not None)
+    print(f"  {'sum':<44} {total:>9.1f}   (wall {wall:.1f} s)")
+    print(f"grader's overhead beyond running the cells once: {(total - cells) / args.students:.2f} s per notebook"
+          + ("" if jobs == 1 else " (without the worker's share)"))
     print(f"scores exact for {args.students - len(wrong)} of {args.students} students"
           + (f"; wrong: {', '.join(wrong[:5])}" if wrong else ""))
     return 1 if wrong else 0
