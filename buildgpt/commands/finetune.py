@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from buildgpt.commands import CommandError
+from buildgpt.commands import CommandError, run_state
 from buildgpt.impl import add_impl_argument, load_impl
 from buildgpt.threads import THREADS_HELP, set_threads
 
@@ -140,13 +140,7 @@ def run(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     train, val, test = ins.load_splits(args.data if args.data else dataset_path("instruct-tasks.json"), seed=args.seed)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise CommandError(f"--out {out} is a file; give a folder for the run")
-    state_path = out / "state.pt"
-    if args.resume and not state_path.is_file():
-        raise CommandError(f"there is nothing to resume in {out} (no state.pt); run once without --resume")
-    if not args.resume and state_path.is_file():
-        raise CommandError(f"{out} already holds a run; add --resume to continue it or choose another --out")
+    state_path = run_state(out, args.resume)
 
     model, tokenizer, tokenizer_meta = load_any(args.ckpt, device="cpu", impl=impl)
     end_of_text_id(tokenizer)  # one sentence if the tokenizer cannot end an answer
