@@ -21,6 +21,7 @@ from pathlib import Path
 
 from buildgpt.commands import CommandError, run_state
 from buildgpt.impl import add_impl_argument, load_impl
+from buildgpt.threads import THREADS_HELP, set_threads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lora-targets", default="attn.qkv,attn.proj,mlp.fc,mlp.proj", help="comma-separated layer names to adapt")
     parser.add_argument("--seed", type=int, default=0, help="seed of the order of the pairs")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its state.pt")
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for PyTorch (default 1: fastest for small models on a busy machine)")
+    parser.add_argument("--threads", type=int, help=THREADS_HELP)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     add_impl_argument(parser)
 
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     save_checkpoint = impl.checkpoint.save_checkpoint
     end_of_text_id = impl.instruct.end_of_text_id
 
-    for name in ("steps", "batch_size", "eval_every", "threads"):
+    for name in ("steps", "batch_size", "eval_every"):
         if getattr(args, name) < 1:
             raise CommandError(f"--{name.replace('_', '-')} must be at least 1; got {getattr(args, name)}")
     if not args.beta > 0:
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--lora-rank must be 0 (train every weight) or a positive rank; got {args.lora_rank}")
     if args.lr is not None and not args.lr > 0:
         raise CommandError(f"--lr must be positive; got {args.lr}")
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     device = pick_device(args.device)
     train_pairs, val_pairs = align.load_pairs(args.data)
     out = Path(args.out)

@@ -19,6 +19,7 @@ import argparse
 from pathlib import Path
 
 from buildgpt.commands import CommandError
+from buildgpt.threads import THREADS_HELP, set_threads
 
 TASKS = ("text", "next-line", "instructions")
 
@@ -28,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, help=f"one of {', '.join(TASKS)}")
     parser.add_argument("--data", type=Path, help="the text file (task text), or another benchmark / task file")
     parser.add_argument("--limit", type=int, help="only the first N items (next-line, instructions)")
-    parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: PyTorch's choice)")
+    parser.add_argument("--threads", type=int, help=THREADS_HELP)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     from buildgpt.impl import add_impl_argument
 
@@ -36,16 +37,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     if args.task not in TASKS:
         raise CommandError(f"unknown task {args.task!r}; choose one of {', '.join(TASKS)}")
     if args.limit is not None and args.limit < 1:
         raise CommandError(f"--limit must be at least 1; got {args.limit}")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise CommandError(f"--threads must be at least 1; got {args.threads}")
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     from buildgpt.impl import load_impl
 
     impl = load_impl(args)  # buildgpt itself, or the student's package given with --impl
