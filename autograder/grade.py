@@ -182,10 +182,14 @@ def grade(submissions: Path, out: Path, jobs: int | None = None, force: bool = F
     failed_runs = {job.key for job in todo if (records.get(job.key) or {}).get("grader_failed")}
     for pre in [p for p in chosen if f"{p.student}/{p.file}" in failed_runs]:
         chosen.remove(pre)
-        why = records[f"{pre.student}/{pre.file}"].get("stopped", "no record")
-        problems.append(Problem(pre.student, pre.file, pre.chapter,
-                                f"the grader's worker died {WORKER_ATTEMPTS} times without a result ({why}); "
-                                "nothing was scored: run `grade` again, and look at this notebook if it keeps happening"))
+        record = records[f"{pre.student}/{pre.file}"]
+        why = record.get("stopped", "no record")
+        problems.append(Problem(pre.student, pre.file, pre.chapter, (
+            f"its kernel could not start, {WORKER_ATTEMPTS} times ({why}); nothing was scored: the grader's set-up "
+            "is at fault, not the notebook (too little --memory? a Python the kernel's user cannot run?); fix it and "
+            "run `grade` again" if record.get("kernel_failed") else
+            f"the grader's worker died {WORKER_ATTEMPTS} times without a result ({why}); "
+            "nothing was scored: run `grade` again, and look at this notebook if it keeps happening")))
 
     # 3. nbgrader scores the clean copies from the recorded outputs, then writes feedback
     statuses = {}
@@ -214,13 +218,16 @@ def grade(submissions: Path, out: Path, jobs: int | None = None, force: bool = F
     if shard is not None:  # written last: a shard without it did not finish
         write_shard_record(out, shard, release_digest(sources), sorted({student for student, _ in files}), order)
     wall = time.perf_counter() - wall
-    ran = len(todo)
+    unscored = {(sid, slug) for sid, slug, _ in graded["failed"]}  # not graded: counted with the problems
+    chosen = [p for p in chosen if (student_id(p.student), p.chapter) not in unscored]
+    ran = sum(1 for job in todo if job.key not in failed_runs)
+    unchanged = len(chosen) - sum(1 for p in chosen if f"{p.student}/{p.file}" in {job.key for job in todo})
     stopped = sum(1 for pre in chosen if "stopped" in statuses.get((student_id(pre.student), pre.chapter), ""))
     repaired = sum(1 for pre in chosen if pre.notes)
     flagged = {pre.student for pre in chosen if "flagged" in statuses.get((student_id(pre.student), pre.chapter), "")}
     handed_in = len(chosen) + sum(1 for p in problems if p.file)
     rate = f" ({100 * len(chosen) / handed_in:.0f}% of {handed_in} handed in)" if handed_in else ""
-    log(f"{len(chosen)} notebook(s) graded{rate} ({ran} run now, {len(chosen) - ran} unchanged since the last run), "
+    log(f"{len(chosen)} notebook(s) graded{rate} ({ran} run now, {unchanged} unchanged since the last run), "
         f"{repaired} repaired, {stopped} stopped by a limit, {len(flagged)} student(s) flagged, {len(problems)} not graded; "
         f"{wall:.1f} s in all" + (f", {ran / wall * 60:.1f} notebooks per minute" if ran else ""))
     log(f"grades: {out / 'grades.csv'}; feedback: {out / 'feedback'}; report: {out / 'report.txt'}")

@@ -267,6 +267,11 @@ del _buildgpt_install_guard
 SETTLE = "__import__('sys').modules['_buildgpt_guard'].restore(False)"
 # The real guard answers a fresh nonce with an HMAC under a key the notebook never saw, so a guard
 # the notebook replaced (or a cell it kept from running) is found out.
+# ... and once before the first cell, to know the kernel started with the guard in place (a kernel
+# that cannot start or load the guard is the grader's failure, never the student's 0).
+STARTUP = ("import sys as _s\n"
+           "print('BUILDGPT-GUARD', repr(_s.modules['_buildgpt_guard'].restore(False, nonce={nonce!r})))\n"
+           "del _s")
 RESTORE = ("import sys as _s\n"
            "_g = _s.modules['_buildgpt_guard'].restore(nonce={nonce!r})\n"
            "print('BUILDGPT-GUARD', repr(_g))\n"
@@ -304,6 +309,16 @@ def readable_paths() -> list[str]:
     paths += [v for k, v in sysconfig.get_paths().items() if k in ("stdlib", "platstdlib", "purelib", "platlib")]
     course = Path(__file__).resolve().parent.parent
     paths += [str(course / "buildgpt"), str(course / "datasets")]
+    # Folders of packages on sys.path from elsewhere (a venv whose .pth adds another venv's
+    # site-packages); never the course itself or a folder above it, solutions/ or autograder/.
+    closed = [course / "solutions", course / "autograder"]
+    for entry in sys.path:
+        if not entry or not os.path.isdir(entry):
+            continue
+        path = Path(entry).resolve()
+        if path == course or path in course.parents or any(c == path or c in path.parents for c in closed):
+            continue
+        paths.append(str(path))
     return list(dict.fromkeys(paths))
 
 
@@ -555,9 +570,11 @@ def worker(nb_path: Path, out_path: Path, limits: Limits, slot: int, tests: list
     (kernels / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-m", "autograder.sandbox", "kernel", "-f", "{connection_file}"],
         "display_name": "buildgpt sandbox", "language": "python", "env": env}))
+    (work / ".guard-key").chmod(0o600)
     if uid is not None:
         for path in [work, *work.rglob("*")]:
             os.chown(path, uid, uid)
+    work.chmod(0o700)  # the notebook's own: another slot's user cannot look in, even without Landlock
     os.environ["JUPYTER_RUNTIME_DIR"] = str(work / "runtime")
 
     km = KernelManager(kernel_name="buildgpt-sandbox", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(root / "kernels")]))
@@ -588,11 +605,11 @@ def worker(nb_path: Path, out_path: Path, limits: Limits, slot: int, tests: list
         cell.outputs = [_error("NotRun", f"this cell did not run: {state['stopped']}")]
         record["cells"].append({"index": index, "ran": False})
 
-    def guard(index, left) -> bool:
-        """Run the guard before a test cell; False when the notebook broke it."""
+    def ask_guard(index, timeout, template):
+        """Run the guard's probe; (its answer when the real guard gave it, else None, the probe cell)."""
         nonce = secrets.token_hex(16)
-        probe = nbformat.v4.new_code_cell(RESTORE.format(nonce=nonce))
-        run_cell(probe, index, min(60, left))
+        probe = nbformat.v4.new_code_cell(template.format(nonce=nonce))
+        run_cell(probe, index, timeout)
         text = "".join(o.get("text", "") for o in probe.outputs if o.get("output_type") == "stream")
         answer = None
         if "BUILDGPT-GUARD" in text and not any(o.get("output_type") == "error" for o in probe.outputs):
@@ -601,9 +618,16 @@ def worker(nb_path: Path, out_path: Path, limits: Limits, slot: int, tests: list
             except (ValueError, SyntaxError, IndexError):
                 answer = None
         want = hmac.new(key, nonce.encode(), hashlib.sha256).hexdigest()
-        if not (isinstance(answer, tuple) and len(answer) == 3 and hmac.compare_digest(str(answer[2]), want)):
-            why = ("the grader's guard could not run before a test cell" if answer is None else
-                   "the grader's guard was replaced: its answer before a test cell was not the real guard's")
+        real = isinstance(answer, tuple) and len(answer) == 3 and hmac.compare_digest(str(answer[2]), want)
+        return (answer if real else None), probe
+
+    def guard(index, left) -> bool:
+        """Run the guard before a test cell; False when the notebook broke it."""
+        answer, probe = ask_guard(index, min(60, left), RESTORE)
+        if answer is None:
+            said = any("BUILDGPT-GUARD" in o.get("text", "") for o in probe.outputs)
+            why = ("the grader's guard was replaced: its answer before a test cell was not the real guard's" if said else
+                   "the grader's guard could not run before a test cell")
             if why not in record["tampered"]:
                 record["tampered"].append(why)
             return False
@@ -615,6 +639,13 @@ def worker(nb_path: Path, out_path: Path, limits: Limits, slot: int, tests: list
     def execute():
         with client.setup_kernel():
             watchdog.start()
+            answer, probe = ask_guard(0, 60, STARTUP) if nb.cells else (True, None)
+            if answer is None:  # before any cell of the student's: the grader's own failure
+                error = next((o for o in probe.outputs if o.get("output_type") == "error"), None)
+                state["kernel_failed"] = ("the kernel started without the grader's guard"
+                                          + (f" ({error.get('ename')}: {error.get('evalue')})" if error else ""))
+                return
+            state["ready"] = True
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type != "code":
                     continue
@@ -654,6 +685,8 @@ def worker(nb_path: Path, out_path: Path, limits: Limits, slot: int, tests: list
         try:
             execute()
         except Exception as exc:  # noqa: BLE001 - a kernel that never started, or died at start
+            if not state.get("ready"):
+                state["kernel_failed"] = f"the kernel could not start ({type(exc).__name__}: {str(exc)[:300]})"
             state["stopped"] = state["stopped"] or f"the kernel could not run the notebook ({type(exc).__name__}: {exc})"
 
     runner = threading.Thread(target=execute_safely, daemon=True)
@@ -685,6 +718,8 @@ def worker(nb_path: Path, out_path: Path, limits: Limits, slot: int, tests: list
             break
     watchdog.stop.set()
     _kill_all(uid)
+    if not state.get("ready") and not state.get("kernel_failed"):
+        state["kernel_failed"] = f"the kernel died before the notebook's first cell ({state['stopped'] or 'no reason given'})"
     if watchdog.tripped:
         state["stopped"] = f"the notebook started more than {limits.max_procs} processes and was stopped"
     done = {c["index"] for c in record["cells"]}
@@ -696,6 +731,8 @@ def worker(nb_path: Path, out_path: Path, limits: Limits, slot: int, tests: list
         record["notes"] += [n for n in notes.read_text().splitlines() if n]
     shutil.rmtree(root, ignore_errors=True)
     record["stopped"] = state["stopped"]
+    if state.get("kernel_failed"):
+        record["kernel_failed"] = record["stopped"] = state["kernel_failed"]
     record["seconds"] = round(time.monotonic() - start, 2)
     record["notebook"] = nb
     tmp = out_path.with_suffix(".tmp")
@@ -736,6 +773,8 @@ def run_many(jobs: list[Job], limits: Limits, workers: int, progress=None,
             # code) is not the student's doing as far as anyone can tell: run it again, twice.
             for attempt in range(WORKER_ATTEMPTS):
                 record = _run_worker(job, limits, slot)
+                if record.get("kernel_failed"):  # no cell of the student's ran: the grader's failure
+                    continue
                 if "notebook" in record or record.get("timed_out"):
                     break
             else:

@@ -6,6 +6,30 @@ simple-attention 2, softmax 2, causal-mask 1, sdpa 4 (uses softmax), mha 5 (uses
 causal-mask), compare-paths 2 (uses mha and causal-mask); 16 in all. Sabotage aims at
 simple-attention (nothing depends on it) or comes after the mha test (only compare-paths is
 left), so that every expected score below is exact.
+
+Issue 21's cases ("grades an instructor can trust when the class is hostile") are graded in
+batches of their own, each in the file named here (one batch per file keeps CI's time down):
+- CJK and accented names (张伟, 王芳, José Müller), each graded under their own name:
+  test_grading_hostile.py::test_exact_score; in grades.csv, feedback and `nbgrader export`:
+  test_grading.py::test_nbgrader_export_shows_the_students_own_names;
+- a classmate-killer and a grader-killer: test_grading_hostile.py::test_exact_score,
+  ::test_the_batch_finishes_whatever_the_killers_do, ::test_the_grader_killer_killed_nothing;
+  as an ordinary user: test_grading_users.py::test_an_ordinary_user_grades_a_class; kernels of a
+  root grader, each a user of its own, cannot signal, read or write each other or the grader:
+  test_grading_users.py::test_kernels_of_a_root_grader_are_users_of_their_own_and_cannot_reach_each_other;
+- the test's helper swapped at call time: test_grading_hostile.py::
+  test_helper_swapped_at_call_time_does_not_earn_the_mha_points (and test_sandbox_isolation.py);
+- the guard replaced, an input transformer that drops asserts: test_grading_hostile.py::
+  test_exact_score (guard-replaced, input-transformer) and test_sandbox_isolation.py;
+- the solutions read from the grading folder at grading time: test_grading_hostile.py::
+  test_the_solutions_cannot_be_read_at_grading_time;
+- the answers imported from the chapter's own buildgpt module: test_grading_hostile.py::
+  test_importing_the_chapters_own_module_is_flagged_with_the_evidence;
+- an instructor's private test: test_grading_private.py::test_private_tests_change_the_grade,
+  ::test_private_tests_never_appear_in_feedback;
+- a worker that dies, a kernel that cannot start: never a student's 0, always a non-zero exit:
+  test_grading_workers.py, test_grading_users.py::
+  test_a_kernel_that_cannot_start_is_the_graders_failure_in_one_sentence.
 """
 
 from __future__ import annotations
@@ -344,3 +368,13 @@ def test_course_holds_the_repaired_copies_for_plain_nbgrader(batch):
     ids = [nbgrader_meta(c).get("grade_id") for c in nb.cells if nbgrader_meta(c).get("grade_id")]
     assert sorted(ids) == sorted(list(POINTS) + ["test-" + e[3:] for e in POINTS]), ids
     assert json.loads((batch["out"] / "course" / "sandbox" / "colab-metadata-stripped" / SLUG / "status.json").read_text())
+
+
+def test_the_index_of_issue_21_names_tests_that_exist():
+    """The module's docstring points to each case's test in another file: those tests must exist."""
+    import re
+
+    files = set(re.findall(r"(test_\w+\.py)", __doc__))
+    named = set(re.findall(r"::\s*(test_\w+)", __doc__))
+    defined = {m for f in files for m in re.findall(r"(?m)^def (test_\w+)", (ROOT / "tests" / f).read_text())}
+    assert files and named and named <= defined, sorted(named - defined)
