@@ -215,6 +215,49 @@ def init_gpt2_weights(model: nn.Module, n_layers: int, std: float = 0.02) -> Non
             nn.init.normal_(p, mean=0.0, std=residual_std)
 
 
+_known_causal: list = [None]  # the last mask found causal: GPT.forward gives every block the same one
+
+
+def is_causal_mask(mask: torch.Tensor, T: int) -> bool:
+    """True if mask is exactly causal_mask(T) (the same values, on any device)."""
+    if mask is _known_causal[0]:
+        return True
+    if mask.dtype != torch.bool or tuple(mask.shape) != (T, T) or not torch.equal(mask, causal_mask(T, mask.device)):
+        return False
+    _known_causal[0] = mask
+    return True
+
+
+class FastAttention(MultiHeadAttention):
+    """MultiHeadAttention that hands a causal mask to the fused kernel as is_causal=True.
+
+    Given exactly causal_mask(T), F.scaled_dot_product_attention is told the mask is causal instead of
+    reading it, so it skips the scores above the diagonal. Any other mask, no mask, or
+    return_weights=True goes to MultiHeadAttention.forward unchanged.
+    """
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, return_weights: bool = False):
+        B, T, C = x.shape
+        if return_weights or mask is None or not is_causal_mask(mask, T):
+            return super().forward(x, mask=mask, return_weights=return_weights)
+        qkv = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, B, h, T, d)
+        p = self.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], dropout_p=p, is_causal=True)
+        return self.proj(out.transpose(1, 2).reshape(B, T, C))
+
+
+def use_causal_attention(model: nn.Module) -> nn.Module:
+    """Switch every MultiHeadAttention of model (exact class) to FastAttention, in place; returns model.
+
+    Only the class changes: the parameters stay the same tensors, so state_dict, optimizers and
+    checkpoints are unaffected.
+    """
+    for module in model.modules():
+        if type(module) is MultiHeadAttention:
+            module.__class__ = FastAttention
+    return model
+
+
 class GPT(nn.Module):
     """A decoder-only Transformer language model: GPT-2 (Radford et al., 2019).
 
@@ -230,6 +273,7 @@ class GPT(nn.Module):
     forward(idx): idx (B, T) long token ids, 1 <= T <= context_length ->
       logits (B, T, vocab_size) = lm_head(ln_f(blocks(drop(tok_emb(idx) + pos_emb(0, 1, ..., T - 1)))))
       where every block gets the causal mask causal_mask(T, idx.device).
+    With config.use_fused, the given code makes the attention layers FastAttention (is_causal=True).
     Example: GPT(GPTConfig.from_preset("char-tiny"))(torch.zeros(2, 10, dtype=torch.long)).shape -> (2, 10, 65)
     """
 
@@ -244,6 +288,8 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         self.lm_head.weight = self.tok_emb.weight  # weight tying (Press and Wolf, 2017)
         init_gpt2_weights(self, config.n_layers)
+        if config.use_fused:
+            use_causal_attention(self)  # the causal mask goes to the fused kernel as is_causal=True
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         T = check_token_ids(idx, self.config)
@@ -310,37 +356,6 @@ class FastGELU(GELU):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.gelu(x, approximate="tanh")
-
-
-_known_causal: list = [None]  # the last mask found causal: GPT.forward gives every block the same one
-
-
-def is_causal_mask(mask: torch.Tensor, T: int) -> bool:
-    """True if mask is exactly causal_mask(T) (the same values, on any device)."""
-    if mask is _known_causal[0]:
-        return True
-    if mask.dtype != torch.bool or tuple(mask.shape) != (T, T) or not torch.equal(mask, causal_mask(T, mask.device)):
-        return False
-    _known_causal[0] = mask
-    return True
-
-
-class FastAttention(MultiHeadAttention):
-    """MultiHeadAttention that hands a causal mask to the fused kernel as is_causal=True.
-
-    Given exactly causal_mask(T), F.scaled_dot_product_attention is told the mask is causal instead of
-    reading it, so it skips the scores above the diagonal. Any other mask, no mask, or
-    return_weights=True goes to MultiHeadAttention.forward unchanged.
-    """
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, return_weights: bool = False):
-        B, T, C = x.shape
-        if return_weights or mask is None or not is_causal_mask(mask, T):
-            return super().forward(x, mask=mask, return_weights=return_weights)
-        qkv = self.qkv(x).view(B, T, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (3, B, h, T, d)
-        p = self.dropout if self.training else 0.0
-        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], dropout_p=p, is_causal=True)
-        return self.proj(out.transpose(1, 2).reshape(B, T, C))
 
 
 FAST_KERNELS = {LayerNorm: FastLayerNorm, GELU: FastGELU, MultiHeadAttention: FastAttention}

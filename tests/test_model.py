@@ -429,3 +429,37 @@ def test_use_fast_kernels_keeps_the_weights_and_switches_back():
     kinds = {type(m).__name__ for m in model.modules()}
     assert {"LayerNorm", "GELU", "MultiHeadAttention"} <= kinds and not any(k.startswith("Fast") for k in kinds)
     assert torch.equal(model(ids), taught)
+
+
+def test_gpt_takes_the_causal_path_by_default(monkeypatch):
+    """GPT(config) hands its causal mask to the fused kernel as is_causal=True (no mask tensor), with the
+    logits of chapter 3's boolean-mask path; use_fused=False keeps chapter 3's attention as it is."""
+    from buildgpt.attention import MultiHeadAttention
+    from buildgpt.model import FastAttention, use_fast_kernels
+
+    torch.manual_seed(0)
+    model = GPT(small_config()).eval()
+    assert all(type(block.attn) is FastAttention for block in model.blocks)
+    assert all(type(block.attn) is MultiHeadAttention for block in GPT(small_config(use_fused=False)).blocks)
+    calls = []
+    kernel = F.scaled_dot_product_attention
+
+    def spy(*args, **kwargs):
+        calls.append((kwargs.get("is_causal", False), kwargs.get("attn_mask")))
+        return kernel(*args, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    ids = torch.randint(0, 100, (3, 32), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        causal = model(ids)
+        assert len(calls) == 2 and all(is_causal and mask is None for is_causal, mask in calls), calls
+        calls.clear()
+        use_fast_kernels(model, enabled=False)  # chapter 3's MultiHeadAttention: the boolean mask, read
+        masked = model(ids)
+    assert len(calls) == 2 and all(not is_causal and mask is not None for is_causal, mask in calls)
+    assert torch.allclose(causal, masked, atol=1e-6)
+    shifted = ids.clone()
+    shifted[:, 20] = (shifted[:, 20] + 1) % 100
+    use_fast_kernels(model)
+    with torch.no_grad():
+        assert torch.allclose(model(shifted)[:, :20], causal[:, :20], atol=1e-6), "the causal path sees the future"
