@@ -612,14 +612,19 @@ def _sampling_view(prompt: str, model_probs: list[float], probs: list[float], de
 def sampling_explorer(model: nn.Module, encode, decode, prompts: list[str],
                       temperatures: Sequence[float] = (0.0, 0.5, 0.8, 1.0, 1.5),
                       top_ks: Sequence[int | None] = (None, 5, 20), top_ps: Sequence[float | None] = (None, 0.9, 0.6),
-                      sample_tokens: int = 120, rows: int = 12, seed: int = 0) -> widgets.Widget:
+                      sample_tokens: int = 120, rows: int = 12, seed: int = 0,
+                      progress: bool = True) -> widgets.Widget:
     """The next-token distribution, and a sample, as temperature, top-k and top-p change.
 
     model: a buildgpt GPT (forward(ids (B, T)) -> logits (B, T, V), .config.context_length);
     encode(text) -> ids and decode(ids) -> text: its tokenizer. Every combination of the settings is
     computed now (one batch per prompt), so the selectors work on the website without a kernel; with
-    the defaults that is 45 views per prompt, so keep prompts to two or three.
+    the defaults that is 45 views per prompt, so keep prompts to two or three. Past the model's context
+    every new token needs a full forward pass of the last context_length tokens (the positions shift, so
+    the cache cannot be kept), which takes most of the time; progress=True shows a bar of the tokens.
     """
+    from tqdm.auto import tqdm
+
     from buildgpt.model import KVCache, forward_cached, use_fast_kernels
     from buildgpt.sampling import next_token_probs
 
@@ -635,6 +640,7 @@ def sampling_explorer(model: nn.Module, encode, decode, prompts: list[str],
     use_fast_kernels(model.eval())  # the same model on fused kernels, switched back below
     device = next(model.parameters()).device
     pages = []
+    bar = tqdm(total=len(prompts) * sample_tokens, desc="sampling", unit="token", disable=not progress)
     for prompt in prompts:
         ids = torch.tensor([encode(prompt)] * len(sampled), dtype=torch.long, device=device)
         first = model(ids[:1, -context:])[:, -1, :].float()
@@ -652,6 +658,7 @@ def sampling_explorer(model: nn.Module, encode, decode, prompts: list[str],
                 probs = next_token_probs(logits[row:row + 1], t, k, p)
                 next_ids.append(int(torch.multinomial(probs, 1, generator=generator)) if t > 0 else int(probs.argmax()))
             ids = torch.cat([ids, torch.tensor(next_ids, device=device).unsqueeze(1)], dim=1)
+            bar.update(1)
         by_row = {s: decode(row[len(encode(prompt)):].tolist()) for s, row in zip(sampled, ids)}
         samples = [by_row[rows_of[s]] for s in settings]
         html_views = {}
@@ -662,6 +669,7 @@ def sampling_explorer(model: nn.Module, encode, decode, prompts: list[str],
         by_t = [widgets.Stack([widgets.Stack([widgets.HTML(html_views[(t, k, p)]) for p in top_ps], selected_index=0)
                                for k in top_ks], selected_index=0) for t in temperatures]
         pages.append(widgets.Stack(by_t, selected_index=0))
+    bar.close()
     for module, cls in classes.items():
         module.__class__ = cls
     model.train(was_training)
