@@ -97,7 +97,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("chapters", nargs="*", help="chapter numbers or slugs (default: all)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds a single cell may take (default 1800)")
-    parser.add_argument("--out", type=Path, help="also write the table (Markdown) here, and the details as JSON beside it")
+    parser.add_argument("--out", type=Path, help="also write the table (Markdown) here, and the details as JSON beside it; "
+                                                 "rows of other chapters already in that JSON are kept, so chapters "
+                                                 "can be measured one at a time")
     args = parser.parse_args()
     chapters = [c for c in list_chapters(ROOT)
                 if not args.chapters or any(c.slug == a or c.slug.startswith(a.zfill(2) + "-") for a in args.chapters)]
@@ -109,6 +111,10 @@ def main() -> None:
             "(buildgpt.threads.set_threads: one when the load average shows the cores busy). "
             "Times scale with the load average; the budget is for two idle cores.")
     results = []
+    kept = []  # rows of chapters measured earlier, from --out's JSON
+    if args.out and args.out.with_suffix(".json").is_file():
+        slugs = {c.slug for c in chapters}
+        kept = [r for r in json.loads(args.out.with_suffix(".json").read_text(encoding="utf-8")) if r["chapter"] not in slugs]
     for chapter in chapters:
         print(f"{chapter.slug}: running (load average {load_average()}) ...", flush=True)
         result = run_chapter(chapter, args.timeout)
@@ -117,10 +123,11 @@ def main() -> None:
               + ", ".join(f"cell {c['index']} {c['seconds']:.0f} s" for c in result["slowest"])
               + (f"; ERRORS {result['errors']}" if result["errors"] else ""), flush=True)
         if args.out:  # after every chapter, so a long run leaves what it measured
+            rows = sorted(kept + results, key=lambda r: r["chapter"])
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(f"# Chapter run times (`python benchmarks/chapters.py`)\n\n{table(results, note)}",
+            args.out.write_text(f"# Chapter run times (`python benchmarks/chapters.py`)\n\n{table(rows, note)}",
                                 encoding="utf-8")
-            args.out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+            args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     print("\n" + table(results, note))
 
 
