@@ -1,12 +1,17 @@
 """Run one student notebook in a sandboxed kernel and record what every cell did.
 
-Three layers, from the outside in:
+Four layers, from the outside in:
 - `run_many` (the grader's process): one worker process per notebook, `jobs` at a time, each in
   its own session so that a stuck worker and everything it started can be killed;
-- `worker` (`python -m autograder.sandbox run IN OUT`): makes a throwaway folder, starts the
-  kernel there, runs the cells one by one with a per-cell timeout and a total time budget, polices
-  the number of processes, and writes the executed notebook and a summary as JSON;
-- `kernel` (`python -m autograder.sandbox kernel -f CONNECTION`): the kernel's launcher. It caps
+- `pool` (`python -m autograder.sandbox pool`, one per job slot and batch): imports nbclient,
+  ipykernel and torch once, then forks a fresh worker for each notebook (it never runs or reads
+  a notebook itself), so a notebook no longer pays for a Python and its imports twice;
+- `worker` (`python -m autograder.sandbox run IN OUT`, or forked by the pool): forks the
+  kernel-to-be first, makes a throwaway folder, starts the kernel there, runs the cells one by
+  one with a per-cell timeout and a total time budget, polices the number of processes, and
+  writes the executed notebook and a summary as JSON;
+- `kernel` (`python -m autograder.sandbox kernel -f CONNECTION`, or the forked child): the
+  kernel's launcher. It caps
   memory (RLIMIT_AS), file size (RLIMIT_FSIZE) and processes (RLIMIT_NPROC; as root it first
   becomes an unprivileged user of its own, so the cap is per notebook and the grading files are
   out of reach), forbids writing outside the throwaway folder (Linux Landlock, when the kernel
@@ -410,7 +415,9 @@ def user_tasks(uid: int) -> int:
     return count
 
 
-def kernel(argv: list[str]) -> None:
+def kernel(argv: list[str], in_process: bool = False) -> None:
+    """Fence this process in, then become the IPython kernel: by exec (a fresh Python) or, in a
+    process forked from a worker that has imported ipykernel and torch already, in this process."""
     import resource
 
     env = os.environ
@@ -443,7 +450,143 @@ def kernel(argv: list[str]) -> None:
     if memory:
         resource.setrlimit(resource.RLIMIT_AS, (memory << 20, memory << 20))
     Path(work, "sandbox-notes.txt").write_text("\n".join(notes))
-    os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *argv])
+    if not in_process:
+        os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", *argv])
+    from ipykernel.kernelapp import IPKernelApp
+
+    sys.argv = [sys.executable, "-m", "ipykernel_launcher", *argv]  # what `ps` and the kernel itself see
+    IPKernelApp.launch_instance(argv=list(argv))
+
+
+# ----------------------------------------------------------------------------------------
+# A kernel forked, not started: the worker's process has imported ipykernel and torch (in a
+# grading batch, once per job slot: see `pool` below), so a kernel forked from it starts in a
+# fraction of a second instead of importing them again. The fork is made before the worker
+# starts any thread or reads anything but its own notebook; the child then waits for the launch
+# (its connection file, environment and folder) and fences itself in exactly as a started kernel
+# does (`kernel` above) before it becomes the kernel.
+
+
+def _fork_kernel() -> tuple[int, int]:
+    """Fork the kernel-to-be; return (its pid, the pipe to send it the launch on)."""
+    read_fd, write_fd = os.pipe()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.close(write_fd)
+        _kernel_child(read_fd)  # never returns
+    os.close(read_fd)
+    return pid, write_fd
+
+
+def _kernel_child(read_fd: int) -> None:
+    import traceback
+
+    code = 1
+    try:
+        os.setsid()  # as a started kernel: a session of its own, so that an interrupt reaches it alone
+        chunks = []
+        while chunk := os.read(read_fd, 1 << 16):
+            chunks.append(chunk)
+        if not chunks:  # the worker ended without starting its kernel
+            os._exit(0)
+        launch = json.loads(b"".join(chunks))
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)
+        os.closerange(3, 1 << 16)  # nothing of the worker's: pipes, log, sockets
+        os.environ.clear()
+        os.environ.update(launch["env"])
+        os.chdir(launch["cwd"])
+        sys.path[0] = launch["cwd"]  # as `python -m ipykernel_launcher` started in the kernel's folder
+        sys.dont_write_bytecode = True
+        tempfile.tempdir = None  # TMPDIR is the kernel's own folder now
+        import random
+
+        random.seed()  # not the same random numbers in every kernel of the batch
+        if "numpy" in sys.modules:
+            sys.modules["numpy"].random.seed()
+        argv = launch["argv"]
+        argv = argv[argv.index("kernel") + 1:]
+        if os.environ.get("JPY_PARENT_PID"):  # ipykernel read it when imported (in the pool): say it again
+            argv.append(f"--IPKernelApp.parent_handle={int(os.environ['JPY_PARENT_PID'])}")
+        kernel(argv, in_process=True)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0
+    except BaseException:  # noqa: BLE001 - the worker sees a dead kernel and says so
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+class _ForkedProcess:
+    """What jupyter_client keeps of a kernel it started (a Popen), for a forked kernel."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, pid: int):
+        self.pid, self.returncode = pid, None
+
+    def poll(self):
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped already (psutil's wait in _kill_all)
+                self.returncode = -signal.SIGKILL
+            else:
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout=None):
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if end is not None and time.monotonic() > end:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+    def send_signal(self, signum):
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def terminate(self):
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self):
+        self.send_signal(signal.SIGKILL)
+
+
+def _forked_kernel_manager(child: tuple[int, int] | None):
+    """A KernelManager whose first launch hands the launch to the forked child; a second one
+    (a restart) starts a kernel the ordinary way."""
+    from jupyter_client import KernelManager
+
+    class ForkedKernelManager(KernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            nonlocal child
+            if child is None:
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            pid, write_fd = child
+            child = None
+            cwd = str(kw.get("cwd") or os.getcwd())
+            env = dict(kw.get("env") or os.environ)
+            env["JPY_PARENT_PID"] = str(os.getpid())  # as jupyter_client's launcher: the kernel ends with us
+            launch = {"argv": list(kernel_cmd), "env": env, "cwd": cwd}
+            with os.fdopen(write_fd, "wb") as pipe:
+                pipe.write(json.dumps(launch).encode())
+            provisioner = self.provisioner
+            provisioner.process = _ForkedProcess(pid)
+            provisioner.pid = provisioner.pgid = pid
+            provisioner.cwd = cwd
+            self._reconcile_connection_info(provisioner.connection_info)
+
+    return ForkedKernelManager
 
 
 # ----------------------------------------------------------------------------------------
@@ -503,6 +646,17 @@ class Watchdog(threading.Thread):
                 _kill_all(self.uid)
 
 
+def _cpu_seconds(km) -> float | None:
+    """CPU seconds (user + system) the kernel process has used so far; None when it is gone."""
+    import psutil
+
+    try:
+        times = psutil.Process(km.provisioner.process.pid).cpu_times()
+        return times.user + times.system
+    except (AttributeError, psutil.Error):
+        return None
+
+
 def _alive(km) -> bool:
     """Whether the kernel process still runs (read from /proc: no call into the kernel manager's loop)."""
     import psutil
@@ -539,12 +693,12 @@ def worker(nb_path: Path, out_path: Path, limits: Limits, slot: int, tests: list
     import ctypes
 
     import nbformat
-    from jupyter_client import KernelManager
     from jupyter_client.kernelspec import KernelSpecManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans of the notebook stay ours
+    child = _fork_kernel()  # first, before any thread, any secret, anything read
     nb = nbformat.read(nb_path, as_version=4)
     root = Path(tempfile.mkdtemp(prefix="buildgpt-sandbox-"))
     os.chmod(root, 0o711)  # the notebook's own user must reach work/ (kernels/ stays the grader's)
@@ -577,7 +731,7 @@ def worker(nb_path: Path, out_path: Path, limits: Limits, slot: int, tests: list
     work.chmod(0o700)  # the notebook's own: another slot's user cannot look in, even without Landlock
     os.environ["JUPYTER_RUNTIME_DIR"] = str(work / "runtime")
 
-    km = KernelManager(kernel_name="buildgpt-sandbox", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(root / "kernels")]))
+    km = _forked_kernel_manager(child)(kernel_name="buildgpt-sandbox", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(root / "kernels")]))
     client = NotebookClient(nb, km=km, timeout=limits.cell_timeout, allow_errors=True, interrupt_on_timeout=False,
                             startup_timeout=120, resources={"metadata": {"path": str(work)}})
     watchdog = Watchdog(limits.max_procs, uid)
@@ -646,6 +800,7 @@ def worker(nb_path: Path, out_path: Path, limits: Limits, slot: int, tests: list
                                           + (f" ({error.get('ename')}: {error.get('evalue')})" if error else ""))
                 return
             state["ready"] = True
+            state["cpu_ready"] = _cpu_seconds(km)  # the kernel's own CPU time from here on: the cells'
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type != "code":
                     continue
@@ -716,6 +871,9 @@ def worker(nb_path: Path, out_path: Path, limits: Limits, slot: int, tests: list
         if why and runner.is_alive():
             state["stopped"] = state["stopped"] or why
             break
+    cpu_end = _cpu_seconds(km)
+    if cpu_end is not None and state.get("cpu_ready") is not None:
+        record["cells_cpu"] = round(cpu_end - state["cpu_ready"], 3)  # for benchmarks/grading.py
     watchdog.stop.set()
     _kill_all(uid)
     if not state.get("ready") and not state.get("kernel_failed"):
@@ -740,6 +898,186 @@ def worker(nb_path: Path, out_path: Path, limits: Limits, slot: int, tests: list
     tmp.replace(out_path)
     if runner.is_alive():
         os._exit(0)  # the runner thread is stuck on a dead kernel's sockets
+
+
+# ----------------------------------------------------------------------------------------
+# The pool: one process per job slot, started once per batch, that has imported what a worker and
+# a kernel need (nbformat, nbclient, jupyter_client, ipykernel, torch). For each notebook it forks
+# a worker (a session of its own, its output to a log file beside the record) and waits for it;
+# the worker forks the kernel. The pool never runs a student's code and never reads a job: it
+# reads the job's bytes into a buffer, forks, and wipes the buffer, so a worker (and the kernel
+# forked from it) holds nothing of any other notebook. Protocol: the grader writes a 4-byte length
+# and a JSON job; the pool answers lines "BUILDGPT-POOL {json}": ready, the worker's pid, its exit.
+
+POOL_SAYS = "BUILDGPT-POOL "
+
+
+def _read_into(fd: int, buf: bytearray) -> bool:
+    """Fill buf from fd; False at end of input."""
+    view, got = memoryview(buf), 0
+    while got < len(buf):
+        n = os.readv(fd, [view[got:]])
+        if n == 0:
+            return False
+        got += n
+    return True
+
+
+def pool(slot: int, limits: Limits) -> None:
+    import ctypes
+
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TORCH_NUM_THREADS"):
+        os.environ[var] = str(limits.threads)  # read by the BLAS libraries when torch is imported
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: what a dead worker leaves is ours to end
+    import IPython  # noqa: F401
+    import ipykernel.kernelapp  # noqa: F401
+    import jupyter_client  # noqa: F401
+    import nbclient  # noqa: F401
+    import nbformat  # noqa: F401
+    import psutil
+    import torch  # noqa: F401
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        pass
+
+    def say(**message):
+        sys.stdout.write(POOL_SAYS + json.dumps(message) + "\n")
+        sys.stdout.flush()
+
+    import gc
+
+    gc.collect()
+    gc.freeze()  # what was imported stays put: the collector of a forked worker or kernel never walks (and copies) it
+    say(ready=True)
+    header = bytearray(4)
+    while _read_into(0, header):
+        buf = bytearray(int.from_bytes(header, "big"))
+        if not _read_into(0, buf):
+            break
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            _pool_worker(buf, limits, slot)  # never returns
+        buf[:] = bytes(len(buf))  # wipe the job before the next fork
+        say(pid=pid)
+        _, status = os.waitpid(pid, 0)
+        orphans = psutil.Process().children(recursive=True)  # a killed worker's kernel, say
+        for orphan in orphans:
+            try:
+                orphan.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(orphans, timeout=5)
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0]:  # and any other zombie
+                pass
+        except ChildProcessError:
+            pass
+        say(exit=os.waitstatus_to_exitcode(status))
+
+
+def _pool_worker(buf: bytearray, limits: Limits, slot: int) -> None:
+    import traceback
+
+    code = 1
+    try:
+        os.setsid()  # the grader can kill this worker's whole session, as a started one
+        job = json.loads(bytes(buf))
+        log = os.open(job["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        worker(Path(job["notebook"]), Path(job["out"]), limits, slot, job["tests"])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0
+    except BaseException:  # noqa: BLE001 - the grader reads the log's last line
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
+class _Pool:
+    """The grader's side of one slot's pool process."""
+
+    def __init__(self, slot: int, limits: Limits):
+        self.limits = limits
+        command = [sys.executable, "-m", "autograder.sandbox", "pool", "--slot", str(slot),
+                   "--limits", json.dumps(asdict(limits))]
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     start_new_session=True, bufsize=0)
+        self.pending, self.tail = b"", []
+        self.ready = self.read(time.monotonic() + 300)
+
+    def read(self, deadline: float):
+        """The pool's next message; None at end of output; "timeout" past the deadline."""
+        import select
+
+        while True:
+            if b"\n" in self.pending:
+                line, self.pending = self.pending.split(b"\n", 1)
+                text = line.decode(errors="replace")
+                if text.startswith(POOL_SAYS):
+                    return json.loads(text[len(POOL_SAYS):])
+                if text.strip():
+                    self.tail = (self.tail + [text.strip()])[-5:]
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return "timeout"
+            ready, _, _ = select.select([self.proc.stdout], [], [], min(left, 1.0))
+            if ready:
+                data = os.read(self.proc.stdout.fileno(), 1 << 16)
+                if not data:
+                    return None
+                self.pending += data
+
+    def send(self, job: dict) -> bool:
+        data = json.dumps(job).encode()
+        try:
+            self.proc.stdin.write(len(data).to_bytes(4, "big") + data)
+            self.proc.stdin.flush()
+            return True
+        except (BrokenPipeError, OSError):
+            return False
+
+    def alive(self) -> bool:
+        return isinstance(self.ready, dict) and self.proc.poll() is None
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        _kill_session(self.proc)
+        self.proc.stdout.close()
+
+
+_pools: dict[int, _Pool] = {}
+
+
+def _pool_for(slot: int, limits: Limits) -> _Pool:
+    current = _pools.get(slot)
+    if current is not None and (current.limits != limits or not current.alive()):
+        current.close()
+        current = None
+    if current is None:
+        current = _pools[slot] = _Pool(slot, limits)
+    return current
+
+
+def close_pools() -> None:
+    while _pools:
+        _pools.popitem()[1].close()
 
 
 # ----------------------------------------------------------------------------------------
@@ -785,34 +1123,64 @@ def run_many(jobs: list[Job], limits: Limits, workers: int, progress=None,
             if progress is not None:
                 progress(job)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for future in [pool.submit(one, job) for job in jobs]:
-            future.result()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            for future in [pool.submit(one, job) for job in jobs]:
+                future.result()
+    finally:
+        close_pools()
     return results
 
 
 def _run_worker(job: Job, limits: Limits, slot: int) -> dict:
-    command = [sys.executable, "-m", "autograder.sandbox", "run", str(job.notebook), str(job.result),
-               "--slot", str(slot), "--tests", ",".join(job.tests), "--limits", json.dumps(asdict(limits))]
+    """Run one notebook in a worker forked by the slot's pool (started on first use)."""
     job.result.unlink(missing_ok=True)
+    log = job.result.with_suffix(".log")
     deadline = limits.budget + 120  # the worker polices the budget; this catches a worker that hangs
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    pool = _pool_for(slot, limits)
+    out, worker_pid = "", None
     try:
-        out, _ = proc.communicate(timeout=deadline)
-    except subprocess.TimeoutExpired:
-        _kill_session(proc)
-        out = ""
-        return {"stopped": f"the notebook's worker did not finish within {deadline:g} s and was killed", "cells": [],
-                "timed_out": True}
+        if not pool.alive():
+            out = (pool.tail or ["the pool process did not start"])[-1]
+        elif not pool.send({"notebook": str(job.notebook), "out": str(job.result), "log": str(log), "tests": job.tests}):
+            out = "the pool process stopped taking notebooks"
+        else:
+            end = time.monotonic() + deadline
+            answer = pool.read(end)
+            if isinstance(answer, dict) and "pid" in answer:
+                worker_pid = answer["pid"]
+                answer = pool.read(end)
+            if answer == "timeout":
+                if worker_pid is not None:
+                    _kill_group(worker_pid)
+                if not isinstance(pool.read(time.monotonic() + 15), dict):  # the pool cleans up after it
+                    _pools.pop(slot, None)
+                    pool.close()
+                return {"stopped": f"the notebook's worker did not finish within {deadline:g} s and was killed",
+                        "cells": [], "timed_out": True}
+            if not isinstance(answer, dict):  # the pool itself died (killed from outside, say)
+                _pools.pop(slot, None)
+                pool.close()
+                out = (pool.tail or ["the pool process died"])[-1]
+        if job.result.exists():
+            try:
+                return json.loads(job.result.read_text())
+            except ValueError:
+                pass
+        if log.exists():
+            out = (log.read_text(errors="replace").strip().splitlines() or [out])[-1] or out
+        return {"stopped": f"the notebook's worker failed ({(out or 'no output')[:200]})", "cells": []}
     finally:
-        _kill_session(proc)
-    if job.result.exists():
-        try:
-            return json.loads(job.result.read_text())
-        except ValueError:
-            pass
-    last = (out or "").strip().splitlines()[-1:] or ["no output"]
-    return {"stopped": f"the notebook's worker failed ({last[0][:200]})", "cells": []}
+        if worker_pid is not None:
+            _kill_group(worker_pid)
+        log.unlink(missing_ok=True)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _kill_session(proc) -> None:
@@ -829,13 +1197,18 @@ def main(argv: list[str] | None = None) -> int:
         kernel(argv[1:])
         return 0
     parser = argparse.ArgumentParser(prog="python -m autograder.sandbox")
-    parser.add_argument("mode", choices=["run"])
-    parser.add_argument("notebook", type=Path)
-    parser.add_argument("out", type=Path)
+    parser.add_argument("mode", choices=["run", "pool"])
+    parser.add_argument("notebook", type=Path, nargs="?")
+    parser.add_argument("out", type=Path, nargs="?")
     parser.add_argument("--slot", type=int, default=0)
     parser.add_argument("--tests", default="")
     parser.add_argument("--limits", default="{}")
     args = parser.parse_args(argv)
+    if args.mode == "pool":
+        pool(args.slot, Limits(**json.loads(args.limits)))
+        return 0
+    if args.notebook is None or args.out is None:
+        parser.error("run needs NOTEBOOK and OUT")
     worker(args.notebook, args.out, Limits(**json.loads(args.limits)), args.slot, [t for t in args.tests.split(",") if t])
     return 0
 

@@ -11,12 +11,13 @@ per minute, the seconds per notebook and the machine's load average before and a
 
 It also prints where a notebook's time goes, from timers put around the grader's steps in this
 process and from each sandbox's record: the release (nbgrader generate_assignment), preflight,
-the sandbox worker (its process, imports, clean-up), the kernel's start, the notebook's own cells
-(nbclient's execute_input .. execute_reply of every cell), nbgrader's start-up, scoring
-(Autograde) and feedback (GenerateFeedback), the gradebook, the report, and the rest. With
---jobs 1 the seconds add up to the wall time; with more jobs the sandbox rows are summed over
-the notebooks run at once (core-time, not wall). The grader's overhead is everything beyond
-running the notebook's cells once.
+the sandbox worker (the slot's pool process, amortised over its notebooks, the fork, clean-up),
+the kernel's start, the notebook's own cells (nbclient's execute_input .. execute_reply of every
+cell), nbgrader's start-up, scoring (Autograde) and feedback (GenerateFeedback), the gradebook, the
+report, and the rest. With --jobs 1 the seconds add up to the wall time; with more jobs the
+sandbox and nbgrader rows are summed over the processes that ran at once (core-time, not wall).
+The grader's overhead is everything beyond running the notebook's cells once, in core-seconds:
+(wall time x jobs - the cells' time) / notebooks.
 """
 
 from __future__ import annotations
@@ -122,29 +123,41 @@ def cell_seconds(nb: dict) -> float:
     return total
 
 
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and of every process it started and waited for
+    (the pools, the workers and kernels they forked, nbgrader's processes): the work done, whatever
+    else the machine was doing at the time."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def time_table(timers: Timers, records: list[dict], wall: float, jobs: int) -> list[tuple[str, float | None]]:
-    """(step, seconds) rows; the sandbox rows from the records, the others from the timers; None:
-    not measurable in this run."""
+    """(step, seconds) rows; the sandbox rows from the records, nbgrader's converters from what
+    the scoring processes report, the others from the timers; None: not measurable in this run.
+    With one job the rows add up to the wall time; with more, the sandbox and converter rows are
+    core-time summed over the processes that ran at once."""
     t = timers.seconds
     kernel = sum(r.get("seconds") or 0.0 for r in records)
     cells = sum(cell_seconds(r.get("notebook") or {}) for r in records)
-    scoring, feedback = t.get("scoring", 0.0), t.get("feedback", 0.0)
+    scoring, feedback = t.get("scoring", t.get("scoring-here", 0.0)), t.get("feedback", t.get("feedback-here", 0.0))
     rows = [
         ("course folder (build_course)", t.get("release", 0.0)),
         ("release per chapter (release_of)", t.get("release_of", 0.0)),
         ("preflight", t.get("preflight", 0.0)),
         # The worker's own share is the sandbox's wall time less the kernels' only when one runs at a time.
-        ("sandbox worker: process, imports, clean-up", t.get("sandbox", 0.0) - kernel if jobs == 1 else None),
+        ("sandbox worker: pool, fork, clean-up", t.get("sandbox", 0.0) - kernel if jobs == 1 else None),
         ("kernel start, guard, between cells", kernel - cells),
         ("the notebook's own cells", cells),
-        ("nbgrader start-up", t.get("nbgrader", 0.0) - scoring - feedback),
+        ("nbgrader start-up", t.get("nbgrader", 0.0) - scoring - feedback if jobs == 1 else None),
         ("nbgrader scoring (Autograde)", scoring),
         ("nbgrader feedback (GenerateFeedback)", feedback),
         ("gradebook: names, rows", t.get("names", 0.0) + t.get("gradebook", 0.0)),
         ("report", t.get("report", 0.0)),
     ]
-    rows.append(("the rest (collect, copies, grades.csv)", wall - sum(s for name, s in rows if not name.startswith(("sandbox", "kernel", "the notebook")))
-                 - t.get("sandbox", 0.0)))
+    in_process = [s for name, s in rows if s is not None and not name.startswith(("sandbox", "kernel", "the notebook", "nbgrader"))]
+    rows.append(("the rest (collect, copies, grades.csv)", wall - sum(in_process) - t.get("sandbox", 0.0) - t.get("nbgrader", 0.0)))
     return rows
 
 
@@ -169,15 +182,30 @@ def main() -> int:
         import autograder.grade as grading
 
         timers = Timers()
-        with timers.around({"release": (grading, "build_course"), "release_of": (grading, "release_of"),
-                            "preflight": (grading, "preflight"), "gradebook": (grading, "gradebook_rows"),
-                            "names": (grading, "_name_students"), "report": (grading, "write_report"),
-                            "sandbox": (grading, "run_many"), "nbgrader": (grading, "_nbgrader_pass"),
-                            "scoring": (nbgrader.converters.Autograde, "start"),
-                            "feedback": (nbgrader.converters.GenerateFeedback, "start")}):
-            start = time.perf_counter()
-            grade(subs, out, jobs=args.jobs, limits=Limits(), log=lambda *a: None, progress=True)
-            wall = time.perf_counter() - start
+        nbgrader_pass = grading._nbgrader_pass
+
+        def counted(*a, **kw):  # the converters run in processes of their own: they report their seconds
+            result = nbgrader_pass(*a, **kw)
+            for name, key in (("Autograde", "scoring"), ("GenerateFeedback", "feedback")) if "seconds" in result else ():
+                timers.seconds[key] = timers.seconds.get(key, 0.0) + result.get("seconds", {}).get(name, 0.0)
+            return result
+
+        grading._nbgrader_pass = counted
+        cpu_before = cpu_seconds()
+        try:
+            with timers.around({"release": (grading, "build_course"), "release_of": (grading, "release_of"),
+                                "preflight": (grading, "preflight"), "gradebook": (grading, "gradebook_rows"),
+                                "names": (grading, "_name_students"), "report": (grading, "write_report"),
+                                "sandbox": (grading, "run_many"), "nbgrader": (grading, "_nbgrader_pass"),
+                                # a grader that runs nbgrader's converters in this process (older versions)
+                                "scoring-here": (nbgrader.converters.Autograde, "start"),
+                                "feedback-here": (nbgrader.converters.GenerateFeedback, "start")}):
+                start = time.perf_counter()
+                grade(subs, out, jobs=args.jobs, limits=Limits(), log=lambda *a: None, progress=True)
+                wall = time.perf_counter() - start
+        finally:
+            grading._nbgrader_pass = nbgrader_pass
+        cpu = cpu_seconds() - cpu_before
         load_after = os.getloadavg()
         rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
         import json
@@ -192,7 +220,7 @@ def main() -> int:
           + "; after: " + ", ".join(f"{x:.2f}" for x in load_after))
     table = time_table(timers, records, wall, jobs)
     print(f"\nwhere the time goes ({len(records)} notebooks run; seconds summed over notebooks"
-          + ("" if jobs == 1 else f", the sandbox rows as core-time over {jobs} jobs") + "):")
+          + ("" if jobs == 1 else f"; the sandbox and nbgrader rows are core-time over {jobs} processes at once") + "):")
     print(f"  {'step':<44} {'seconds':>9} {'per notebook':>13}")
     for name, seconds in table:
         if seconds is None:
@@ -200,10 +228,17 @@ def main() -> int:
         else:
             print(f"  {name:<44} {seconds:>9.1f} {seconds / args.students:>13.2f}")
     cells = dict(table)["the notebook's own cells"]
-    total = sum(s for _, s in table if s is not None)
-    print(f"  {'sum':<44} {total:>9.1f}   (wall {wall:.1f} s)")
-    print(f"grader's overhead beyond running the cells once: {(total - cells) / args.students:.2f} s per notebook"
-          + ("" if jobs == 1 else " (without the worker's share)"))
+    if jobs == 1:
+        total = sum(s for _, s in table if s is not None)
+        print(f"  {'sum':<44} {total:>9.1f}   (wall {wall:.1f} s)")
+    # Everything the machine's cores did that is not the student's cells, per notebook: with one job
+    # the wall time less the cells; with more, the cores' time (wall x jobs) less the cells.
+    print(f"grader's overhead beyond running the cells once: {(wall * jobs - cells) / args.students:.2f} core-seconds "
+          f"per notebook ({wall * jobs / args.students:.2f} in all, {cells / args.students:.2f} of them the cells)")
+    cells_cpu = sum(r.get("cells_cpu") or 0.0 for r in records)
+    print(f"CPU time: {cpu / args.students:.2f} CPU-seconds per notebook in all (this process and every process it "
+          f"started), {cells_cpu / args.students:.2f} of them the kernel running the notebook's cells; the grader's "
+          f"overhead {(cpu - cells_cpu) / args.students:.2f} CPU-seconds per notebook")
     print(f"scores exact for {args.students - len(wrong)} of {args.students} students"
           + (f"; wrong: {', '.join(wrong[:5])}" if wrong else ""))
     return 1 if wrong else 0
