@@ -382,6 +382,7 @@ def _nbgrader_some(course: Path, pairs: list[tuple[str, str]]) -> tuple[list[tup
     cwd = os.getcwd()
     os.chdir(course)  # nbgrader resolves some paths from the working folder
     warnings.simplefilter("ignore")  # SQLAlchemy's warnings about nbgrader's own sessions
+    lock = open(course / ".gradebook.lock", "a")
     try:
         for sid, slug in pairs:
             for converter in (Autograde, GenerateFeedback):
@@ -392,7 +393,6 @@ def _nbgrader_some(course: Path, pairs: list[tuple[str, str]]) -> tuple[list[tup
                 if converter is Autograde:
                     app.create_student = True
                 try:
-    lock = open(course / ".gradebook.lock", "a")
                     if converter is Autograde:  # it writes the gradebook: one process at a time
                         fcntl.flock(lock, fcntl.LOCK_EX)
                     start = time.perf_counter()  # the converter's own time, not the wait for the lock
@@ -405,6 +405,7 @@ def _nbgrader_some(course: Path, pairs: list[tuple[str, str]]) -> tuple[list[tup
                     failed.append((sid, slug, f"{converter.__name__}: {exc}".strip()[:300]))
                     break
     finally:
+        lock.close()
         os.chdir(cwd)
     return failed, seconds
 
@@ -415,7 +416,6 @@ def _name_students(course: Path, names: dict[str, str]) -> None:
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        lock.close()
         for sid, name in names.items():
             if sid != name:
                 gb.update_or_create_student(sid, first_name=name, last_name="")
