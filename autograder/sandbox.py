@@ -1015,7 +1015,7 @@ class _Pool:
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      start_new_session=True, bufsize=0)
         self.pending, self.tail = b"", []
-        self.ready = self.read(time.monotonic() + 300)
+        self.ready = self.read(time.monotonic() + limits.budget + 120)  # imports on a starved machine are slow
 
     def read(self, deadline: float):
         """The pool's next message; None at end of output; "timeout" past the deadline."""
