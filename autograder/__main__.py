@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -94,6 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         print(f"error: this Python lacks the course's packages ({exc.name} is missing); run `make setup`, "
               "then use .venv/bin/python (or `. .venv/bin/activate` first).", file=sys.stderr)
+        return 2
+    except PermissionError as exc:  # a folder of another user's: --out, the submissions, a venv
+        import pwd
+
+        try:
+            user = pwd.getpwuid(os.geteuid()).pw_name
+        except KeyError:
+            user = f"uid {os.geteuid()}"
+        print(f"error: permission denied: {exc.filename or exc} ({user} runs this command); choose folders "
+              f"{user} may read and write, or change their permissions.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; nothing already written was lost.", file=sys.stderr)

@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 import time
 import unicodedata
 import warnings
@@ -76,7 +77,13 @@ def collect(submissions: Path) -> tuple[list[tuple[str, Path]], list[Problem]]:
             continue
         if not entry.is_dir() or entry.name.startswith("."):
             continue
-        for nb_path in sorted(entry.glob("*.ipynb")):
+        try:  # glob would say nothing of a folder it may not list
+            listed = sorted(p for p in entry.iterdir() if p.suffix == ".ipynb")
+        except PermissionError:
+            problems.append(Problem(entry.name, "", "", "this student's folder cannot be read by the user running "
+                                    "the grader; let that user read it (chmod -R a+rX) and run `grade` again"))
+            continue
+        for nb_path in listed:
             if nb_path.is_file() and not nb_path.name.startswith("."):
                 found.append((entry.name, nb_path))
     return found, problems
@@ -95,6 +102,9 @@ def grade(submissions: Path, out: Path, jobs: int | None = None, force: bool = F
           shard: tuple[int, int] | None = None) -> int:
     limits = limits or Limits()
     jobs = jobs or os.cpu_count() or 1
+    # nbgrader's gradebook runs `alembic` from PATH, in this process too: this Python's own, even
+    # when its venv was not activated (`.venv/bin/python -m autograder grade ...`)
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     wall = time.perf_counter()
     root = find_root()
     chapters = list_chapters(root)

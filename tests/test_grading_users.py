@@ -239,3 +239,23 @@ def test_a_kernel_may_read_package_folders_on_sys_path_but_not_the_course(monkey
     assert str(tmp_path.resolve()) in paths
     for closed in (ROOT, ROOT / "solutions", ROOT / "autograder", ROOT.parent):
         assert str(closed.resolve()) not in paths, closed
+
+
+def test_what_an_ordinary_user_may_not_touch_is_one_sentence(ta):
+    """An --out the user may not write: one sentence, exit 2. A student's folder the user may not
+    read: that student is 'not graded' with what to do, exit 1 (not 'no student folders')."""
+    base = ta["base"] / "denied"
+    (base / "subs" / "ada").mkdir(parents=True)
+    nbformat.write(solved(release()), base / "subs" / "ada" / f"{SLUG}.ipynb")
+    (base / "subs" / "ada").chmod(0o700)  # root's: the user cannot list it
+    (base / "theirs").mkdir(mode=0o755)
+    os.chown(base, ta["uid"], ta["gid"])
+    command = [sys.executable, "-m", "autograder", "grade", str(base / "subs"), "--no-progress"]
+    result = _as_user(ta, [*command, "--out", str(base / "theirs" / "grading")], cwd=ROOT)
+    said = result.stdout + result.stderr
+    assert result.returncode == 2 and "Traceback" not in said, said[-2000:]
+    assert said.strip().splitlines()[-1].startswith(f"error: permission denied: {base / 'theirs' / 'grading'}"), said
+    result = _as_user(ta, [*command, "--out", str(base / "grading")], cwd=ROOT)
+    said = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in said, said[-2000:]
+    assert "not graded: ada/: this student's folder cannot be read" in said, said[-2000:]
