@@ -1015,7 +1015,9 @@ class _Pool:
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      start_new_session=True, bufsize=0)
         self.pending, self.tail = b"", []
-        self.ready = self.read(time.monotonic() + limits.budget + 120)  # imports on a starved machine are slow
+        # Only imports: a pool that fails says so at once (end of output); one that is slow is starved
+        # of CPU by other work (seen here: over 5 minutes), so it gets as long as a notebook does, or more.
+        self.ready = self.read(time.monotonic() + max(limits.budget, 1800) + 120)
 
     def read(self, deadline: float):
         """The pool's next message; None at end of output; "timeout" past the deadline."""
@@ -1141,7 +1143,7 @@ def _run_worker(job: Job, limits: Limits, slot: int) -> dict:
     out, worker_pid = "", None
     try:
         if not pool.alive():
-            out = (pool.tail or ["the pool process did not start"])[-1]
+            out = (pool.tail or ["the grader's pool process did not start in time; is the machine busy?"])[-1]
         elif not pool.send({"notebook": str(job.notebook), "out": str(job.result), "log": str(log), "tests": job.tests}):
             out = "the pool process stopped taking notebooks"
         else:
