@@ -303,3 +303,28 @@ def evaluate_responses(model: nn.Module, tokenizer, examples: list[dict], path: 
     return {"n": len(records), "ended": sum(r["ended"] for r in records) / max(len(records), 1),
             "accuracy": sum(r["correct"] for r in checkable) / len(checkable) if checkable else 0.0,
             "by_family": by_family}
+
+
+@torch.no_grad()
+def repeat_loss(model: nn.Module, tokenizer, length: int = 30, trials: int = 20, seed: int = 0) -> tuple[float, float]:
+    """(mean loss per character on a random lowercase string, on its exact repetition right after it).
+
+    trials strings of length letters, drawn with random.Random(seed); each is fed as string + string,
+    and the next-token loss is averaged over each copy but its first letter (which nothing predicts).
+    A model that copies from its context has a far lower second number.
+    """
+    import random
+
+    if 2 * length > model.config.context_length:
+        raise ValueError(f"two copies of {length} characters do not fit the model's context of "
+                         f"{model.config.context_length}; use length <= {model.config.context_length // 2}")
+    rng = random.Random(seed)
+    device = next(model.parameters()).device
+    first = second = 0.0
+    for _ in range(trials):
+        text = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(length))
+        ids = torch.tensor([tokenizer.encode(text + text)], device=device)
+        losses = F.cross_entropy(model(ids)[0, :-1], ids[0, 1:], reduction="none")
+        first += losses[: length - 1].mean().item() / trials
+        second += losses[length:].mean().item() / trials
+    return first, second
