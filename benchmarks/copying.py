@@ -9,7 +9,10 @@ prints the mean loss per character on the first copy and on the repetition
 al. 2022) has a far lower loss on the repetition; chapter 7's fine-tuned models need that skill for
 every task family but arithmetic. For each model it also prints, per head of the first two layers,
 the mean attention weight on the previous character of a Shakespeare passage: a sharp
-previous-character head is the first half of an induction head.
+previous-character head is the first half of an induction head. And it prints how alike the
+position vectors of neighbouring positions are (the mean cosine similarity of rows p and p + 1 of
+pos_emb, and of rows p and p + 10): a table that tells neighbours apart from far positions is what
+a previous-character head is built on.
 """
 
 from __future__ import annotations
@@ -57,6 +60,13 @@ def previous_char_attention(model, tokenizer, layers: int = 2) -> list[list[floa
     return [[w[h].diagonal(-1)[10:].mean().item() for h in range(w.shape[0])] for w in found]
 
 
+@torch.no_grad()
+def position_similarity(model, offsets=(1, 10)) -> list[float]:
+    """Mean cosine similarity between the position vectors of positions p and p + k, for each k."""
+    unit = torch.nn.functional.normalize(model.pos_emb.weight.float(), dim=-1)
+    return [(unit[k:] * unit[:-k]).sum(-1).mean().item() for k in offsets]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", action="append", default=[], metavar="LABEL=PATH",
@@ -71,7 +81,8 @@ def main() -> None:
         if not sep or not label or not path:
             raise SystemExit(f"--ckpt takes LABEL=PATH, e.g. \"longer base=runs/base/ckpt.pt\"; got {spec!r}")
         models.append((label, Path(path)))
-    lines = [f"{'model':<40}{'first copy':>11}{'repetition':>11}   previous-character attention, layers 1-2 (per head)"]
+    lines = [f"{'model':<40}{'first copy':>11}{'repetition':>11}{'pos +1':>8}{'pos +10':>8}"
+             "   previous-character attention, layers 1-2 (per head)"]
     for label, path in models:
         if not path.exists():
             lines.append(f"{label:<40}  (not found; skipped)")
@@ -80,9 +91,11 @@ def main() -> None:
         model.eval()
         first, second = repeat_loss(model, tokenizer)
         heads = " | ".join(" ".join(f"{w:.2f}" for w in layer) for layer in previous_char_attention(model, tokenizer))
-        lines.append(f"{label:<40}{first:>11.2f}{second:>11.2f}   {heads}")
+        near, far = position_similarity(model)
+        lines.append(f"{label:<40}{first:>11.2f}{second:>11.2f}{near:>8.2f}{far:>8.2f}   {heads}")
         print(lines[-1], flush=True)
-    lines.append(f"loss per character, 20 random strings of 30 letters (uniform guessing: ln 26 = 3.26); "
+    lines.append(f"loss per character, 20 random strings of 30 letters (uniform guessing: ln 26 = 3.26); pos +k: "
+                 f"cosine similarity of the position vectors of positions p and p + k; "
                  f"load average {load_average()}; torch {torch.__version__}")
     print("\n".join([lines[0], lines[-1]]))
     if args.out is not None:

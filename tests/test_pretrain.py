@@ -325,6 +325,31 @@ def test_train_refuses_to_overwrite_a_run(text_file, tmp_path):
     assert again.returncode == 2 and "already holds a run" in again.stderr
 
 
+def test_sinusoidal_init_starts_the_position_table_at_chapter_2s_sinusoids(text_file, tmp_path):
+    """--sinusoidal-init: the table a run starts from is chapter 2's sinusoidal_positions, each row of
+    length 0.5, so neighbouring positions start alike; training then moves it like any weight."""
+    import math
+
+    from buildgpt.commands.train import _sinusoidal_init
+    from buildgpt.embeddings import sinusoidal_positions
+    from buildgpt.impl import load_impl
+    from buildgpt.model import GPT, GPTConfig
+
+    model = GPT(GPTConfig(vocab_size=20, context_length=32, d_model=16, n_heads=2, n_layers=1))
+    _sinusoidal_init(model, load_impl(None))
+    table = model.pos_emb.weight.detach()
+    assert torch.allclose(table, sinusoidal_positions(32, 16) * 0.5 / math.sqrt(8))
+    assert torch.allclose(table.norm(dim=1), torch.full((32,), 0.5))
+    unit = table / table.norm(dim=1, keepdim=True)
+    assert (unit[1:] * unit[:-1]).sum(1).mean() > (unit[8:] * unit[:-8]).sum(1).mean() + 0.1
+    run = cli("train", *TINY_RUN, "--max-steps", "2", "--eval-interval", "2", "--data", str(text_file),
+              "--sinusoidal-init", "--out", str(tmp_path / "s"))
+    assert run.returncode == 0 and "sinusoids" in run.stdout, run.stderr
+    trained = load_checkpoint(tmp_path / "s")["model"]["pos_emb.weight"]
+    start = sinusoidal_positions(*trained.shape) * 0.5 / math.sqrt(trained.shape[1] / 2)
+    assert (trained - start).abs().max() < 0.05, "after 2 steps the table should still be near its sinusoidal start"
+
+
 def test_help_texts():
     for command, words in (("train", ["--resume", "--data", "Ctrl-C", "--max-steps"]), ("generate", ["--top-p", "--ckpt"])):
         result = cli(command, "--help")

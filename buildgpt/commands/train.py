@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vocab-size", type=int, help="vocabulary size for --tokenizer bpe (default 1024)")
     parser.add_argument("--context-length", type=int, help="override the preset's context length")
     parser.add_argument("--dropout", type=float, help="override the preset's dropout")
+    parser.add_argument("--sinusoidal-init", action="store_true",
+                        help="start the learned position table at the sinusoids of Vaswani et al. (2017), "
+                             "each row scaled to length 0.5, instead of random numbers (chapter 7's base model)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its ckpt.pt")
     parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (the fastest here; default)")
     parser.add_argument("--threads", type=int, help=THREADS_HELP)
@@ -115,6 +118,30 @@ def _print_eval(history: dict) -> None:
     last = history["evals"][-1]
     print(f"step {last['step']}: train loss {last['train_loss']:.4f}, val loss {last['val_loss']:.4f} "
           f"({last['wall_s']:.0f} s)", flush=True)
+
+
+def _sinusoidal_init(model, impl) -> None:
+    """Overwrite model.pos_emb's random start with chapter 2's sinusoidal table, rows scaled to length 0.5.
+
+    Neighbouring positions then start with similar vectors and distant ones with different vectors,
+    a structure a random table has to learn; the table still trains like any other weight.
+    """
+    import math
+
+    import torch
+
+    table = getattr(model, "pos_emb", None)
+    if not isinstance(table, torch.nn.Embedding):
+        raise CommandError("--sinusoidal-init needs a GPT with a learned position table model.pos_emb (chapter 4)")
+    try:
+        sinusoidal_positions = impl.embeddings.sinusoidal_positions
+    except (AttributeError, ImportError):
+        raise CommandError("--sinusoidal-init needs sinusoidal_positions from chapter 2 (buildgpt.embeddings)") from None
+    context_length, d_model = table.weight.shape
+    pe = sinusoidal_positions(context_length, d_model)  # rows of length sqrt(d_model / 2)
+    with torch.no_grad():
+        table.weight.copy_(pe.to(table.weight) * (0.5 / math.sqrt(d_model / 2)))
+    print("position table started at the sinusoids of Vaswani et al. (2017), rows of length 0.5")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -194,6 +221,8 @@ def run(args: argparse.Namespace) -> int:
     tok_meta = tokenizer_meta(corpus, meta)
     torch.manual_seed(config.seed)
     model = GPT(model_config)
+    if args.sinusoidal_init and not args.resume:
+        _sinusoidal_init(model, impl)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"{'resuming' if args.resume else 'training'} a {n_params / 1e6:.2f}M-parameter GPT "
           f"({model_config.n_layers} layers, d_model {model_config.d_model}, context {model_config.context_length}) "
