@@ -426,7 +426,7 @@ def kernel(argv: list[str], in_process: bool = False) -> None:
     procs = int(env.get(ENV_PREFIX + "PROCS", "0"))
     file_mb = int(env.get(ENV_PREFIX + "FILE_MB", "0"))
     uid = int(env.get(ENV_PREFIX + "UID", "-1"))
-    notes = []
+    notes = list(_process_notes)
     if file_mb:
         resource.setrlimit(resource.RLIMIT_FSIZE, (file_mb << 20, file_mb << 20))
     if uid >= 0 and os.geteuid() == 0:
@@ -486,6 +486,7 @@ def _kernel_child(read_fd: int) -> None:
     code = 1
     try:
         os.setsid()  # as a started kernel: a session of its own, so that an interrupt reaches it alone
+        _enter_own_pid_namespace()  # from here on this is the kernel (pid 2 of its namespace, where Linux allows)
         chunks = []
         while chunk := os.read(read_fd, 1 << 16):
             chunks.append(chunk)
@@ -508,7 +509,12 @@ def _kernel_child(read_fd: int) -> None:
             sys.modules["numpy"].random.seed()
         argv = launch["argv"]
         argv = argv[argv.index("kernel") + 1:]
-        if os.environ.get("JPY_PARENT_PID"):  # ipykernel read it when imported (in the pool): say it again
+        # ipykernel read JPY_PARENT_PID when imported (in the pool): say it again. Not in a namespace of
+        # its own, where the parent is pid 1 (which ipykernel takes for "the parent has gone"): there
+        # the kernel ends with its stand-in, which ends with the worker.
+        if _namespaced:
+            os.environ.pop("JPY_PARENT_PID", None)
+        elif os.environ.get("JPY_PARENT_PID"):
             argv.append(f"--IPKernelApp.parent_handle={int(os.environ['JPY_PARENT_PID'])}")
         kernel(argv, in_process=True)
         code = 0
@@ -518,6 +524,110 @@ def _kernel_child(read_fd: int) -> None:
         traceback.print_exc()
     finally:
         _exit_now(code)
+
+
+# Other processes: the kernel runs in a PID namespace of its own, with a /proc of its own in a mount
+# namespace of its own, so that listing /proc shows the kernel and what it started, never the
+# grader, classmates' kernels or anything else on the machine (their command lines name the grading
+# folder and whatever else they were started with). The forked child makes the namespaces (an
+# ordinary user needs a user namespace for that, in which it keeps its own uid and gid) and stays
+# behind as the kernel's stand-in: the worker sees it as the kernel; it passes the interrupt on,
+# ends the kernel when asked to end, and ends as the kernel ends. Inside, pid 1 is a small init
+# that mounts the /proc, reaps orphans and, when it ends, ends everything in the namespace; the
+# kernel is its child. Where Linux refuses, the kernel runs as before and the report says so.
+
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID = 0x00020000, 0x10000000, 0x20000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 2, 4, 8, 1 << 14, 1 << 18
+PR_SET_PDEATHSIG = 1
+_process_notes: list[str] = []  # what the kernel's launcher adds to the record's notes
+_namespaced = False  # whether this kernel runs in a PID namespace of its own
+
+
+def _enter_own_pid_namespace() -> None:
+    """Put this forked kernel-to-be in PID and mount namespaces of its own: return in the kernel
+    (pid 2 of the namespace), or, when Linux refuses, in this same process, with a note."""
+    import ctypes
+
+    global _namespaced
+    libc = ctypes.CDLL(None, use_errno=True)
+    uid, gid, parent = os.geteuid(), os.getegid(), os.getppid()
+    flags = CLONE_NEWNS | CLONE_NEWPID | (CLONE_NEWUSER if uid != 0 else 0)
+    why = ""
+    if libc.unshare(ctypes.c_int(flags)) != 0:
+        why = f"unshare: {os.strerror(ctypes.get_errno())}"
+    elif uid != 0:  # keep the same uid and gid inside the user namespace
+        try:
+            Path("/proc/self/setgroups").write_text("deny")
+            Path("/proc/self/uid_map").write_text(f"{uid} {uid} 1")
+            Path("/proc/self/gid_map").write_text(f"{gid} {gid} 1")
+        except OSError as error:
+            why = f"the user namespace's ids: {error.strerror}"
+    if why:
+        _process_notes.append("sandbox: this Linux gave the kernel no process namespace of its own "
+                              f"({why}); student code could list other processes and read their command lines")
+        return
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the worker gone, the stand-in goes, and so on inward
+    if os.getppid() != parent:
+        os._exit(1)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    init = os.fork()
+    if init:
+        _stand_in(init, signal.SIGKILL)  # never returns
+    os.setpgid(0, 0)  # a group of its own: what the worker sends the stand-in's group reaches the stand-in alone
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    # A /proc of this namespace, not seen outside it (the mounts of this namespace made private first)
+    if libc.mount(None, b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None) != 0:
+        why = f"making its mounts private: {os.strerror(ctypes.get_errno())}"
+    elif libc.mount(b"proc", b"/proc", b"proc", ctypes.c_ulong(MS_NOSUID | MS_NODEV | MS_NOEXEC), None) != 0:
+        why = f"mounting its /proc: {os.strerror(ctypes.get_errno())}"
+    if why:
+        _process_notes.append(f"sandbox: the kernel could not have a /proc of its own ({why}); "
+                              "student code could list other processes and read their command lines")
+    kernel_pid = os.fork()
+    if kernel_pid:
+        _stand_in(kernel_pid, signal.SIGKILL, reap_all=True)  # pid 1: never returns
+    os.setpgid(0, 0)  # a group of its own, as a started kernel's: the interrupt reaches it and what it started
+    if uid != 0:  # root in its user namespace: no more (it could unmount that /proc)
+        _drop_capabilities()
+    _namespaced = True
+
+
+def _stand_in(pid: int, end_with: int, reap_all: bool = False) -> None:
+    """Wait for `pid` (the leader of a process group of its own), then end with its exit status.
+    An interrupt is passed on to its group, once; SIGTERM, SIGHUP or SIGQUIT end it (with
+    `end_with`: the first process of a PID namespace takes from outside only the signals it
+    handles, and SIGKILL). As pid 1 (`reap_all`), reap every orphan too, and end with 128 + the
+    signal that killed `pid`."""
+    try:
+        os.setpgid(pid, pid)  # as the child does itself: whichever comes first
+    except OSError:
+        pass
+
+    def forward(signum, frame):
+        try:
+            os.killpg(pid, signal.SIGINT if signum == signal.SIGINT else end_with)
+        except OSError:
+            pass
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(signum, forward)
+    os.closerange(0, 1 << 16)
+    while True:
+        try:
+            done, status = os.waitpid(-1 if reap_all else pid, 0)
+        except ChildProcessError:
+            os._exit(1)
+        if done == pid:
+            break
+    code = os.waitstatus_to_exitcode(status)
+    if code < 0 and not reap_all:  # killed: so is its stand-in, by the same signal
+        try:
+            signal.signal(-code, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+        os.kill(os.getpid(), -code)
+    os._exit(code & 0xFF if code >= 0 else 128 - code)
 
 
 def _exit_now(code: int) -> None:
@@ -652,12 +762,20 @@ class Watchdog(threading.Thread):
 
 
 def _cpu_seconds(km) -> float | None:
-    """CPU seconds (user + system) the kernel process has used so far; None when it is gone."""
+    """CPU seconds (user + system) the kernel has used so far, with its stand-in and what it runs
+    now (the kernel itself is the stand-in's grandchild); None when it is gone."""
     import psutil
 
     try:
-        times = psutil.Process(km.provisioner.process.pid).cpu_times()
-        return times.user + times.system
+        top = psutil.Process(km.provisioner.process.pid)
+        total = 0.0
+        for proc in [top, *top.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        return total
     except (AttributeError, psutil.Error):
         return None
 

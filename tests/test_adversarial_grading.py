@@ -25,6 +25,9 @@ batches of their own, each in the file named here (one batch per file keeps CI's
   test_the_solutions_cannot_be_read_at_grading_time;
 - the answers imported from the chapter's own buildgpt module: test_grading_hostile.py::
   test_importing_the_chapters_own_module_is_flagged_with_the_evidence;
+- a kernel that lists /proc and reads other processes' command lines while its classmates are
+  graded sees none of their folder names, nor the grader's command line:
+  test_adversarial_grading.py::test_a_kernel_cannot_see_its_classmates_processes;
 - an instructor's private test: test_grading_private.py::test_private_tests_change_the_grade,
   ::test_private_tests_never_appear_in_feedback;
 - a worker that dies, a kernel that cannot start: never a student's 0, always a non-zero exit:
@@ -378,3 +381,65 @@ def test_the_index_of_issue_21_names_tests_that_exist():
     named = set(re.findall(r"::\s*(test_\w+)", __doc__))
     defined = {m for f in files for m in re.findall(r"(?m)^def (test_\w+)", (ROOT / "tests" / f).read_text())}
     assert files and named and named <= defined, sorted(named - defined)
+
+
+SNOOPER = """
+import os, time
+markers = {markers!r}
+mine = os.getpid()
+seen, found = set(), set()
+end = time.monotonic() + {seconds}
+while time.monotonic() < end:  # over and over, while the classmates are graded
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) == mine:
+            continue
+        seen.add(pid)
+        texts = []
+        try:
+            texts.append(open(f"/proc/{{pid}}/cmdline", "rb").read().decode(errors="replace"))
+        except OSError:
+            pass
+        for link in ("cwd", "exe"):
+            try:
+                texts.append(os.readlink(f"/proc/{{pid}}/{{link}}"))
+            except OSError:
+                pass
+        found |= {{m for m in markers for t in texts if m in t}}
+    time.sleep(0.2)
+print("SNOOPED", len(seen), "other processes")
+for m in sorted(found):
+    print("FOUND", m)
+"""
+
+HELPER = """
+import subprocess, sys
+# a helper process whose command line names its owner, as `!python train.py --out runs/<me>` would
+helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(90)", {name!r}])
+"""
+
+
+def test_a_kernel_cannot_see_its_classmates_processes(tmp_path):
+    """Issue 21: a student's code lists /proc and reads every process's command line (and where
+    it may, its folder and program) while two classmates are graded beside it (--jobs 2), each
+    running a helper process named after its own folder. It finds none of their names, nor the
+    grader's command line (which names the submissions folder); everyone gets full marks."""
+    subs, out = tmp_path / "subs-5c1f", tmp_path / "out"
+    classmates = ["zoe-okafor-41", "yusuf-lindqvist-77"]
+    markers = [*classmates, str(subs)]
+    snooper = first(solved(release()), SNOOPER.format(markers=markers, seconds=25))
+    snooper = first(snooper, SNOOPER.format(markers=markers, seconds=25))  # two cells: 50 s in all
+    for name, nb in [("a-snooper", snooper)] + [(c, first(solved(release()), HELPER.format(name=c))) for c in classmates]:
+        (subs / name).mkdir(parents=True)
+        nbformat.write(nb, subs / name / f"{SLUG}.ipynb")
+    limits = ["--timeout", "120", "--budget", "600", "--memory", "4096", "--max-procs", "16"]
+    result = subprocess.run([sys.executable, "-m", "autograder", "grade", str(subs), "--out", str(out), "--no-progress",
+                             "--jobs", "2", *limits], cwd=ROOT, capture_output=True, text=True)
+    said = result.stdout + result.stderr
+    assert result.returncode == 0 and "Traceback" not in said, said[-3000:]
+    rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open(encoding="utf-8"))}
+    for name in ["a-snooper", *classmates]:
+        assert rows[name]["status"] == "graded" and float(rows[name]["total"]) == FULL, rows[name]
+    graded = nbformat.read(out / "course" / "autograded" / "a-snooper" / SLUG / f"{SLUG}.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in graded.cells if c.cell_type == "code" for o in c.outputs)
+    assert printed.count("SNOOPED") == 2, printed[:2000]
+    assert "FOUND" not in printed, f"a kernel saw its classmates' or the grader's processes: {printed[:2000]}"

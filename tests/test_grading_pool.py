@@ -55,8 +55,11 @@ def test_each_notebook_gets_a_fresh_kernel_forked_from_the_slots_pool(tmp_path, 
     assert pools[0].proc.pid == pool_pid, "the second notebook must reuse the slot's pool, not start another"
     assert not first["stopped"] and not second["stopped"], (first["stopped"], second["stopped"])
     a, b = said(first), said(second)
-    assert a["PID"] != b["PID"] and a["PPID"] != b["PPID"], "each notebook has its own worker and kernel"
-    assert pool_pid not in (int(a["PPID"]), int(b["PPID"])), "the kernel is the worker's child, never the pool's"
+    if a["PID"] == b["PID"] == "2":  # each kernel in a PID namespace of its own: pid 2, its init's child
+        assert a["PPID"] == b["PPID"] == "1", (a, b)
+    else:  # where Linux refuses the kernel a namespace (the report says so)
+        assert a["PID"] != b["PID"] and a["PPID"] != b["PPID"], "each notebook has its own worker and kernel"
+        assert pool_pid not in (int(a["PPID"]), int(b["PPID"])), "the kernel is the worker's child, never the pool's"
     assert a["HOME"] != b["HOME"], "each kernel has its own folder"
     assert (b["NAME"], b["FILE"]) == ("False", "False"), "nothing of the first notebook reaches the second"
     assert a["RANDOM"] != b["RANDOM"], "kernels forked from one pool must not share their random numbers"
