@@ -132,5 +132,5 @@ def test_chat_answers_a_held_out_instruction_as_a_new_user_would(tasks):
     replies = result.stdout.splitlines()
     assert len(replies) == len(lines), result.stdout
     right = sum(check_answer(e, r) for e, r in zip(asked, replies))
-    assert right >= 1, f"chat answered none of {len(lines)} held-out counting instructions right: {replies}"
+    assert right >= 8, f"chat answered only {right} of {len(lines)} held-out counting instructions right: {replies}"
     assert not any(r.endswith("[...]") for r in replies), f"every answer should end with end-of-text: {replies}"
