@@ -59,8 +59,11 @@ def summarize(records: list[dict]) -> dict:
         mine = [r for r in records if r["family"] == family]
         by_family[family] = {"n": len(mine), "accuracy": sum(r["correct"] for r in mine) / max(len(mine), 1),
                              "ended": sum(r["ended"] for r in mine) / max(len(mine), 1)}
+    examples = {}  # each family's first test answer, for the chapter to show
+    for r in records:
+        examples.setdefault(r["family"], {k: r[k] for k in ("instruction", "input", "output", "model_response", "correct")})
     return {"n": len(records), "accuracy": sum(r["correct"] for r in records) / len(records),
-            "ended": sum(r["ended"] for r in records) / len(records), "by_family": by_family}
+            "ended": sum(r["ended"] for r in records) / len(records), "by_family": by_family, "examples": examples}
 
 
 def main() -> None:

@@ -163,23 +163,38 @@ def instruction_batches(examples: list[dict], tokenizer, batch_size: int, *, mas
     return batches
 
 
-def instruction_loss(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the targets that are not -100 (padding, and the prompt if masked)."""
+def instruction_loss(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor,
+                     per_example: bool = True) -> torch.Tensor:
+    """Cross-entropy over the targets that are not -100 (padding, and the prompt if masked).
+
+    per_example=True: the mean within each example, then the mean over the examples that have a
+    counted target, so a 2-character answer weighs as much as a 200-character one.
+    per_example=False: one mean over all counted targets of the batch (long answers weigh more).
+    """
     logits = model(inputs)  # (B, T, V)
-    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+    if not per_example:
+        return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+    per_target = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100,
+                                 reduction="none").view(targets.shape)  # 0 where the target is -100
+    counted = (targets != -100).sum(dim=1)  # (B,) counted targets per example
+    kept = counted > 0
+    return (per_target.sum(dim=1)[kept] / counted[kept]).mean()
 
 
 @torch.no_grad()
-def evaluate_loss(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    """The mean loss per counted target over all batches, in eval mode (no dropout)."""
+def evaluate_loss(model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]],
+                  per_example: bool = True) -> float:
+    """instruction_loss over all batches, in eval mode (no dropout): the mean per example
+    (per_example=True) or per counted target (False), as if all the batches were one."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
     for inputs, targets in batches:
-        n = int((targets != -100).sum())
+        counted = (targets != -100).sum(dim=1)
+        n = int((counted > 0).sum()) if per_example else int(counted.sum())
         if n:
-            total += instruction_loss(model, inputs.to(device), targets.to(device)).item() * n
+            total += instruction_loss(model, inputs.to(device), targets.to(device), per_example).item() * n
             count += n
     model.train(was_training)
     return total / max(count, 1)
@@ -211,14 +226,14 @@ def generate_response(model: nn.Module, tokenizer, entry: dict, max_new_tokens: 
 def finetune(model: nn.Module, train_examples: list[dict], val_examples: list[dict], tokenizer, *,
              steps: int, batch_size: int = 8, lr: float = 1e-3, min_lr: float | None = None,
              warmup_steps: int = 10, weight_decay: float = 0.0, max_grad_norm: float = 1.0,
-             mask_prompt: bool = True, eval_every: int = 50, seed: int = 0,
+             mask_prompt: bool = True, per_example: bool = True, eval_every: int = 50, seed: int = 0,
              optimizer: torch.optim.Optimizer | None = None, start_step: int = 0,
              on_eval=None, progress: bool = True) -> dict:
     """Fine-tune the parameters of model that require grad, from start_step to steps; return the history.
 
     Batches come from shuffled passes over train_examples (pass k shuffled with seed + k, so a run
     resumed at start_step sees the batches it would have seen), cut at the model's context_length.
-    The loss is instruction_loss; the learning rate follows chapter 5's lr_at (min_lr defaults to lr / 10);
+    The loss is instruction_loss (per_example passed on); the learning rate follows chapter 5's lr_at (min_lr defaults to lr / 10);
     gradients are clipped to max_grad_norm. Every eval_every steps and at the end the validation
     loss is measured and on_eval(step, history, optimizer) is called (the command saves there).
     history = {"step": [...], "train_loss": [...], "val_loss": [...]}, one entry per evaluation.
@@ -250,7 +265,7 @@ def finetune(model: nn.Module, train_examples: list[dict], val_examples: list[di
         inputs, targets = pass_batches[j]
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, max_lr=lr, min_lr=min_lr, warmup_steps=warmup_steps, total_steps=steps)
-        loss = instruction_loss(model, inputs.to(device), targets.to(device))
+        loss = instruction_loss(model, inputs.to(device), targets.to(device), per_example)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip_grad_norm(trainable, max_grad_norm)
@@ -261,7 +276,7 @@ def finetune(model: nn.Module, train_examples: list[dict], val_examples: list[di
         if (step + 1) % eval_every == 0 or step + 1 == steps:
             history["step"].append(step + 1)
             history["train_loss"].append(sum(recent) / len(recent))
-            history["val_loss"].append(evaluate_loss(model, val_batches))
+            history["val_loss"].append(evaluate_loss(model, val_batches, per_example))
             recent = []
             model.train()
             if on_eval is not None:

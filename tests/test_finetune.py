@@ -77,6 +77,39 @@ def test_cross_entropy_skips_padding_exactly():
     assert len(kept) == 5 and torch.allclose(loss, manual)
 
 
+def test_instruction_loss_weighs_each_example_the_same():
+    """per_example: the mean of each example's mean (a short answer weighs as much as a long one);
+    otherwise one mean over every counted target; evaluate_loss agrees with both over several batches."""
+    from buildgpt.instruct import instruction_loss
+
+    torch.manual_seed(0)
+    table = torch.randn(12, 12)
+
+    class Lookup(nn.Module):  # logits depend only on the input id, so every loss is easy to write down
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(table.clone())
+
+        def forward(self, idx):
+            return self.w[idx]
+
+    model = Lookup()
+    x, y = collate([[1, 2, 3, 4, 5, 6], [7, 8]], pad_id=11, prompt_lengths=[2, 1])
+    logp = table.log_softmax(-1)
+    per_b = [[-logp[x[b, t], y[b, t]] for t in range(x.shape[1]) if y[b, t] != -100] for b in range(2)]
+    assert [len(v) for v in per_b] == [5, 2]
+    by_example = (torch.stack(per_b[0]).mean() + torch.stack(per_b[1]).mean()) / 2
+    by_token = torch.stack(per_b[0] + per_b[1]).mean()
+    assert not torch.allclose(by_example, by_token), "the example must tell the two means apart"
+    assert torch.allclose(instruction_loss(model, x, y), by_example)
+    assert torch.allclose(instruction_loss(model, x, y, per_example=False), by_token)
+    x2, y2 = collate([[3, 9, 10]], pad_id=11, prompt_lengths=[1])
+    third = torch.stack([-logp[x2[0, t], y2[0, t]] for t in range(3) if y2[0, t] != -100])
+    assert abs(evaluate_loss(model, [(x, y), (x2, y2)]) - float((2 * by_example + third.mean()) / 3)) < 1e-5
+    assert abs(evaluate_loss(model, [(x, y), (x2, y2)], per_example=False)
+               - float(torch.cat([torch.stack(per_b[0] + per_b[1]), third]).mean())) < 1e-5
+
+
 def test_end_of_text_ids(tokenizer):
     from buildgpt.resources import gpt2_encoding
 

@@ -6,7 +6,7 @@ cache that chapter 6 fills, or a folder or model.safetensors file). The data is 
 checkable tasks mixed with Alpaca records (datasets/instruct-tasks.json, split into train,
 validation and test already), or any JSON list of {instruction, input, output} records, which is
 split 85/5/10 with --seed. The loss counts the response only (--no-mask-prompt counts the prompt
-too). Written to --out:
+too), averaged within each example and then over the batch (--token-mean: one mean over all tokens). Written to --out:
   ckpt.pt            the fine-tuned model (LoRA merged in), a buildgpt checkpoint for `chat`
   state.pt           what --resume needs: trainable weights, optimizer, step, options
   history.json       train and validation loss at every evaluation, minutes, the machine's load
@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default 1e-4 full, 1e-3 LoRA; 1e-3 / 3e-3 for small models)")
     parser.add_argument("--eval-every", type=int, default=50, help="validate and save every N steps")
     parser.add_argument("--no-mask-prompt", action="store_true", help="count the prompt tokens in the loss too")
+    parser.add_argument("--token-mean", action="store_true",
+                        help="one mean over all counted tokens of a batch (long answers weigh more) instead of "
+                             "the mean per example (the default: every example weighs the same)")
     parser.add_argument("--seed", type=int, default=123, help="seed of the train/validation/test split and of the batches")
     parser.add_argument("--test-answers", type=int, default=None,
                         help="answer only the first N test examples (default: all; with the course's tasks, all checkable ones)")
@@ -169,6 +172,9 @@ def run(args: argparse.Namespace) -> int:
         if saved["options"]["lora_rank"] != args.lora_rank or saved["options"]["seed"] != args.seed:
             raise CommandError(f"the run in {out} used --lora-rank {saved['options']['lora_rank']} and --seed "
                                f"{saved['options']['seed']}; resume it with the same options")
+        if saved["options"].get("per_example", True) == args.token_mean:
+            raise CommandError(f"the run in {out} was made {'without' if args.token_mean else 'with'} --token-mean; "
+                               "resume it with the same options")
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         start_step, history = saved["step"], saved["history"]
@@ -179,12 +185,15 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     val_batches = instruction_batches(val, tokenizer, args.batch_size, mask_prompt=not args.no_mask_prompt,
                                       max_length=model.config.context_length)
+    per_example = not args.token_mean
+    # passed only when asked for, so a student package written before the option (--impl) still runs
+    loss_option = {} if per_example else {"per_example": False}
     if history is None:
-        before = evaluate_loss(model, val_batches)
+        before = evaluate_loss(model, val_batches, **loss_option)
         history = {"step": [0], "train_loss": [None], "val_loss": [before]}
         print(f"validation loss before fine-tuning: {before:.3f}")
     started = time.perf_counter()
-    options = {"mask_prompt": not args.no_mask_prompt, "lora_rank": args.lora_rank, "lora_alpha": alpha, "lora_targets": targets, "seed": args.seed, "lr": lr,
+    options = {"mask_prompt": not args.no_mask_prompt, "per_example": per_example, "lora_rank": args.lora_rank, "lora_alpha": alpha, "lora_targets": targets, "seed": args.seed, "lr": lr,
                "steps": args.steps, "batch_size": args.batch_size, "ckpt": args.ckpt}
 
     def save(step, run_history, opt):
@@ -200,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"step {step}: validation loss {run_history['val_loss'][-1]:.3f}; saved {out / 'ckpt.pt'}")
 
     run_history = finetune(model, train, val, tokenizer, steps=args.steps, batch_size=args.batch_size, lr=lr,
-                           mask_prompt=not args.no_mask_prompt, eval_every=args.eval_every, seed=args.seed,
+                           mask_prompt=not args.no_mask_prompt, **loss_option, eval_every=args.eval_every, seed=args.seed,
                            optimizer=optimizer, start_step=start_step, on_eval=save, progress=not args.no_progress)
     after = run_history["val_loss"][-1] if run_history["val_loss"] else history["val_loss"][-1]
     print(f"validation loss: {history['val_loss'][0]:.3f} before, {after:.3f} after")
