@@ -1,13 +1,14 @@
 """Chapter 7's table: does the fine-tuned model follow instructions it never saw?
 
-    python benchmarks/finetune.py                 # three finetune runs (25 to 40 minutes each on one thread)
+    python benchmarks/finetune.py                 # three finetune runs (30 to 45 minutes each on one thread)
     python benchmarks/finetune.py --from-runs     # only evaluate the runs already in runs/instruct-*
 
 From the same base model (datasets/instruct-base.pt, pretrained with chapter 5's `train`), the
-`finetune` command makes three models, with batches of 16 examples of datasets/instruct-tasks.json:
-  full fine-tuning                (3,000 steps; the shipped datasets/instruct-sft.pt; --export writes it)
-  full, prompt not masked         (3,000 steps; --no-mask-prompt: the loss counts the prompt too)
-  LoRA r = 16                     (1,200 steps, all the time there was on 2026-12-03; --lora-rank 16, alpha 32, lr 5e-3)
+`finetune` command makes three models, 3,000 steps of 16 examples of datasets/instruct-tasks.json each:
+  full fine-tuning                (the prompt masked in the loss, the command's default; the shipped
+                                   datasets/instruct-sft.pt, which --export writes)
+  full, prompt not masked         (--no-mask-prompt: the loss counts the prompt too)
+  LoRA r = 16, not masked         (--lora-rank 16, alpha 32, lr 5e-3, --no-mask-prompt)
 The runs can also be made one by one (two at a time on two cores) with the commands this script
 prints, and then evaluated with --from-runs. The validation losses of the rows are not comparable
 with each other: --no-mask-prompt changes what the loss averages.
@@ -44,9 +45,9 @@ COMMON = ["--ckpt", "datasets/instruct-base.pt", "--data", "datasets/instruct-ta
           "--seed", "123"]
 LONG = ["--steps", "3000", "--eval-every", "500"]
 RUNS = {  # name in the table: (run folder, extra options)
-    "full fine-tuning": ("runs/instruct-sft", [*LONG, "--lr", "2e-3", "--export", "datasets/instruct-sft.pt"]),
+    "full fine-tuning (shipped)": ("runs/instruct-sft", [*LONG, "--lr", "2e-3", "--export", "datasets/instruct-sft.pt"]),
     "full, prompt not masked": ("runs/instruct-nomask", [*LONG, "--lr", "2e-3", "--no-mask-prompt"]),
-    "LoRA r = 16, 1,200 steps": ("runs/instruct-lora", ["--steps", "1200", "--eval-every", "400", "--lr", "5e-3", "--lora-rank", "16"]),
+    "LoRA r = 16, not masked": ("runs/instruct-lora", [*LONG, "--lr", "5e-3", "--lora-rank", "16", "--no-mask-prompt"]),
 }
 
 

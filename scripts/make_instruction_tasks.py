@@ -7,7 +7,9 @@ Six task families whose answers a program checks exactly (buildgpt.tasks.check_a
 spelling, letters, counting, reformat and passage (who speaks in a Shakespeare passage). Words,
 phrases, number pairs and passages are drawn with a fixed seed from TinyShakespeare and split into
 disjoint pools for train, validation and test, so a test item asks about a word, a sum or a passage
-that no training item contains. The 1,100 Alpaca-style records of datasets/instruction-data.json are
+that no training item contains. Arithmetic and passage get twice the training items, half of the
+training passages have their speakers renamed (RENAMED) and half of the training sums have three
+digits (WIDE_SUMS); validation and test items are made first, so these choices leave them unchanged. The 1,100 Alpaca-style records of datasets/instruction-data.json are
 mixed in (family "alpaca") with chapter 7's split (seed 123: 935 / 55 / 110). The script refuses to
 write a file in which a validation or test prompt (instruction and input) is also a training prompt.
 
@@ -35,6 +37,14 @@ from buildgpt.tasks import TASK_FAMILIES, check_answer  # noqa: E402
 
 SEED = 2026
 SIZES = {"train": 1200, "val": 25, "test": 50}  # items per family and split
+# The two families that fail by copying get twice the training items (see RENAMED and WIDE_SUMS).
+TRAIN_SIZES = {"arithmetic": 2400, "passage": 2400}
+# Half of the training passages have their two speakers renamed to random words in capitals, so the
+# answer can only be read from the passage, not recalled from a list of the plays' speakers.
+RENAMED = 0.5
+# Half of the training sums add a one-digit number to a three-digit one (157 + 8): the same rule for
+# units and carry as the test's two-digit sums, on 8,100 sums too many to learn by heart.
+WIDE_SUMS = 0.5
 
 PHRASINGS = {
     "arithmetic": ["What is {a} + {b}?", "Add {b} to {a}.", "Compute {a} + {b}.", "What do you get when you add {a} and {b}?"],
@@ -104,9 +114,17 @@ def passage_pools(text: str) -> dict[str, list[tuple[str, str, str]]]:
     return pools
 
 
+def renamed(passage: str, words: list[str]) -> tuple[str, str, str]:
+    """The passage with its two speakers called words[0] and words[1], in capitals."""
+    first, second = (w.upper() for w in words)
+    (_, a_line), (_, b_line) = (block.split(":\n", 1) for block in passage.split("\n\n"))
+    return f"{first}:\n{a_line}\n\n{second}:\n{b_line}", first, second
+
+
 def make_item(family: str, rng: random.Random, pools: dict, split: str) -> dict:
     if family == "arithmetic":
-        a, b = rng.choice(pools["sums"][split])
+        wide = split == "train" and rng.random() < WIDE_SUMS
+        a, b = rng.choice(pools["wide_sums"] if wide else pools["sums"][split])
         return {"instruction": rng.choice(PHRASINGS["arithmetic"]).format(a=a, b=b), "input": "", "output": str(a + b)}
     if family in ("spelling", "letters", "counting"):
         w = rng.choice(pools["words"][split])
@@ -126,6 +144,8 @@ def make_item(family: str, rng: random.Random, pools: dict, split: str) -> dict:
                 "output": phrase.lower()}
     if family == "passage":
         passage, first, second = rng.choice(pools["passages"][split])
+        if split == "train" and rng.random() < RENAMED:
+            passage, first, second = renamed(passage, rng.sample(pools["words"]["train"], 2))
         which = rng.choice(["first", "second", "last"])
         return {"instruction": rng.choice(PHRASINGS["passage"][which]), "input": passage,
                 "output": first if which == "first" else second}
@@ -168,16 +188,18 @@ def make(seed: int = SEED) -> dict:
     rng.shuffle(sums)
     pools = {"words": word_pools(shakespeare, rng), "phrases": phrase_pools(shakespeare, rng),
              "sums": {"test": sums[:150], "val": sums[150:225], "train": sums[225:]},
-             "passages": passage_pools(shakespeare)}
+             "passages": passage_pools(shakespeare),
+             "wide_sums": [(a, b) for a in range(100, 1000) for b in range(1, 10)]}
     splits = {"train": [], "val": [], "test": []}
     for split in ("test", "val", "train"):
         taken = {prompt_key(e) for part in splits.values() for e in part}
         for family in TASK_FAMILIES:
             made, tries = 0, 0
-            while made < SIZES[split]:
+            size = TRAIN_SIZES.get(family, SIZES[split]) if split == "train" else SIZES[split]
+            while made < size:
                 tries += 1
-                if tries > 50 * SIZES[split]:
-                    raise RuntimeError(f"cannot make {SIZES[split]} distinct {family} items for {split}")
+                if tries > 50 * size:
+                    raise RuntimeError(f"cannot make {size} distinct {family} items for {split}")
                 item = {**make_item(family, rng, pools, split), "family": family}
                 if prompt_key(item) in taken:
                     continue
