@@ -7,9 +7,10 @@ Six task families whose answers a program checks exactly (buildgpt.tasks.check_a
 spelling, letters, counting, reformat and passage (who speaks in a Shakespeare passage). Words,
 phrases, number pairs and passages are drawn with a fixed seed from TinyShakespeare and split into
 disjoint pools for train, validation and test, so a test item asks about a word, a sum or a passage
-that no training item contains. Arithmetic and passage get twice the training items, half of the
-training passages have their speakers renamed (RENAMED) and half of the training sums have three
-digits (WIDE_SUMS); validation and test items are made first, so these choices leave them unchanged. The 1,100 Alpaca-style records of datasets/instruction-data.json are
+that no training item contains. Arithmetic and passage get twice the training items
+(TRAIN_SIZES), half of the training passages have their speakers renamed (RENAMED) and half of the
+training sums have three digits (WIDE_SUMS); validation and test items are made first, so these
+choices leave them unchanged. The 1,100 Alpaca-style records of datasets/instruction-data.json are
 mixed in (family "alpaca") with chapter 7's split (seed 123: 935 / 55 / 110). The script refuses to
 write a file in which a validation or test prompt (instruction and input) is also a training prompt.
 
