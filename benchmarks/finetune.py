@@ -1,22 +1,26 @@
 """Chapter 7's table: does the fine-tuned model follow instructions it never saw?
 
-    python benchmarks/finetune.py                 # three finetune runs (30 to 45 minutes each on one thread)
+    python benchmarks/finetune.py                 # five finetune runs (30 to 50 minutes each on one thread)
     python benchmarks/finetune.py --from-runs     # only evaluate the runs already in runs/instruct-*
 
 From the same base model (datasets/instruct-base.pt, pretrained with chapter 5's `train`), the
-`finetune` command makes three models, 3,000 steps of 16 examples of datasets/instruct-tasks.json each:
-  full fine-tuning                (the prompt masked in the loss, the command's default; the shipped
-                                   datasets/instruct-sft.pt, which --export writes)
-  full, prompt not masked         (--no-mask-prompt: the loss counts the prompt too)
-  LoRA r = 16, not masked         (--lora-rank 16, alpha 32, lr 5e-3, --no-mask-prompt)
-The runs can also be made one by one (two at a time on two cores) with the commands this script
-prints, and then evaluated with --from-runs. The validation losses of the rows are not comparable
-with each other: --no-mask-prompt changes what the loss averages.
+`finetune` command makes five models, batches of 16 examples of datasets/instruct-tasks.json:
+  full fine-tuning (shipped)      4,500 steps, the prompt masked in the loss (the command's default);
+                                  the shipped datasets/instruct-sft.pt, which --export writes
+  full, 3,000 steps               the same, shorter (its own learning-rate schedule over 3,000 steps)
+  full, prompt not masked         3,000 steps, --no-mask-prompt: the loss counts the prompt too
+  LoRA r = 16                     3,000 steps, --lora-rank 16 (alpha 32), lr 5e-3, prompt masked
+  LoRA r = 16, not masked         the same with --no-mask-prompt
+The masking ablations compare runs of the same length (3,000 steps). The runs can also be made one
+by one (two at a time on two cores) with the commands this script prints, and then evaluated with
+--from-runs. The validation losses of the rows are not comparable with each other: --no-mask-prompt
+changes what the loss averages.
 Each run answers the 300 checkable test instructions (50 per family) and saves test-answers.json;
 this script answers them with the base model too, checks every answer with
 buildgpt.tasks.check_answer, and reports, per model: exact-match accuracy (all and per family),
-the share of answers that ended with end-of-text, the validation loss, minutes and the machine's
-load. The table goes to benchmarks/results/finetune.log, the figures to datasets/instruct-results.json
+the share of answers that ended with end-of-text, the steps, the validation loss, minutes and the
+machine's load; it keeps each family's first answer and first five wrong answers for the chapter.
+The table goes to benchmarks/results/finetune.log, the figures to datasets/instruct-results.json
 (which chapter 7 loads).
 """
 
@@ -43,11 +47,15 @@ from buildgpt.tasks import TASK_FAMILIES, check_answer, load_tasks  # noqa: E402
 
 COMMON = ["--ckpt", "datasets/instruct-base.pt", "--data", "datasets/instruct-tasks.json", "--batch-size", "16",
           "--seed", "123"]
-LONG = ["--steps", "3000", "--eval-every", "500"]
+SHIPPED = ["--steps", "4500", "--eval-every", "500"]
+SHORTER = ["--steps", "3000", "--eval-every", "500"]
+LORA = ["--lr", "5e-3", "--lora-rank", "16"]
 RUNS = {  # name in the table: (run folder, extra options)
-    "full fine-tuning (shipped)": ("runs/instruct-sft", [*LONG, "--lr", "2e-3", "--export", "datasets/instruct-sft.pt"]),
-    "full, prompt not masked": ("runs/instruct-nomask", [*LONG, "--lr", "2e-3", "--no-mask-prompt"]),
-    "LoRA r = 16, not masked": ("runs/instruct-lora", [*LONG, "--lr", "5e-3", "--lora-rank", "16", "--no-mask-prompt"]),
+    "full fine-tuning (shipped)": ("runs/instruct-sft", [*SHIPPED, "--lr", "2e-3", "--export", "datasets/instruct-sft.pt"]),
+    "full, 3,000 steps": ("runs/instruct-sft-3000", [*SHORTER, "--lr", "2e-3"]),
+    "full, prompt not masked": ("runs/instruct-nomask", [*SHORTER, "--lr", "2e-3", "--no-mask-prompt"]),
+    "LoRA r = 16": ("runs/instruct-lora", [*SHORTER, *LORA]),
+    "LoRA r = 16, not masked": ("runs/instruct-lora-nomask", [*SHORTER, *LORA, "--no-mask-prompt"]),
 }
 
 
@@ -60,11 +68,16 @@ def summarize(records: list[dict]) -> dict:
         mine = [r for r in records if r["family"] == family]
         by_family[family] = {"n": len(mine), "accuracy": sum(r["correct"] for r in mine) / max(len(mine), 1),
                              "ended": sum(r["ended"] for r in mine) / max(len(mine), 1)}
+    shown = ("instruction", "input", "output", "model_response", "correct")
     examples = {}  # each family's first test answer, for the chapter to show
+    misses = {}  # each family's first five wrong answers
     for r in records:
-        examples.setdefault(r["family"], {k: r[k] for k in ("instruction", "input", "output", "model_response", "correct")})
+        examples.setdefault(r["family"], {k: r[k] for k in shown})
+        if not r["correct"] and len(misses.setdefault(r["family"], [])) < 5:
+            misses[r["family"]].append({k: r[k] for k in shown})
     return {"n": len(records), "accuracy": sum(r["correct"] for r in records) / len(records),
-            "ended": sum(r["ended"] for r in records) / len(records), "by_family": by_family, "examples": examples}
+            "ended": sum(r["ended"] for r in records) / len(records), "by_family": by_family, "examples": examples,
+            "misses": misses}
 
 
 def main() -> None:
@@ -104,14 +117,16 @@ def main() -> None:
                         "val_loss": [history["val_loss"][0], history["val_loss"][-1]], "steps": history["step"][-1],
                         "command": "python -m buildgpt finetune " + " ".join([*COMMON, *extra, "--out", folder])}
 
-    header = f"{'model':<26}{'correct':>8}{'ended':>7}" + "".join(f"{f[:10]:>11}" for f in TASK_FAMILIES) + f"{'val loss':>15}{'minutes':>9}{'load':>6}"
+    header = (f"{'model':<28}{'steps':>6}{'correct':>8}{'ended':>7}" + "".join(f"{f[:10]:>11}" for f in TASK_FAMILIES)
+              + f"{'val loss':>15}{'minutes':>9}{'load':>6}")
     lines.append(header)
     for name, row in models.items():
         per_family = "".join(f"{row['by_family'][f]['accuracy']:>11.0%}" for f in TASK_FAMILIES)
         loss = f"{row['val_loss'][0]:.2f} -> {row['val_loss'][1]:.2f}" if row["val_loss"] else ""
         minutes = f"{row['minutes']:.1f}" if row["minutes"] is not None else ""
         load = f"{row['load_average']:.1f}" if row.get("load_average") is not None else ""
-        lines.append(f"{name:<26}{row['accuracy']:>8.1%}{row['ended']:>7.0%}{per_family}{loss:>15}{minutes:>9}{load:>6}")
+        steps = f"{row['steps']:,}" if row.get("steps") else ""
+        lines.append(f"{name:<28}{steps:>6}{row['accuracy']:>8.1%}{row['ended']:>7.0%}{per_family}{loss:>15}{minutes:>9}{load:>6}")
     lines.append(f"load average at the end: {load_average()}")
     print("\n".join(lines[1:]))
     results = {"n_test": len(test), "n_per_family": len(test) // len(TASK_FAMILIES), "families": list(TASK_FAMILIES),

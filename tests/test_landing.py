@@ -44,21 +44,34 @@ def test_title_is_not_the_site_title_again():
         "the site title already heads every page; the landing page's own title should say something else")
 
 
-def test_sample_is_what_its_command_prints():
-    """The page shows a command and its output in one console block; running that exact command in the
-    repository's folder prints exactly that output (the sample is real, and stays so)."""
+def test_samples_are_what_their_commands_print():
+    """Each console block of the page shows a command and its output: running that exact command in the
+    repository's folder prints exactly that output (the samples are real, and stay so). A `chat` block
+    shows a terminal session: its "> " lines are what was typed, the other lines what chat printed."""
     text = INTRO.read_text(encoding="utf-8")
-    block = re.search(r"```console\n\$ (.+?)\n(.*?)\n```", text, flags=re.S)
-    assert block, "the landing page should show its sample as a ```console block: '$ command' then the output"
-    command, shown = block.group(1), block.group(2)
-    args = shlex.split(command)
-    assert args[:3] == ["python", "-m", "buildgpt"] and "--seed" in args, command
-    run = subprocess.run([sys.executable, *args[1:]], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    printed = "\n".join(line.rstrip() for line in run.stdout.rstrip("\n").splitlines())
-    assert printed == "\n".join(line.rstrip() for line in shown.splitlines()), (
-        f"book/intro.md shows a sample its command no longer prints; run it and paste the output:\n{command}\n"
-        f"---\n{printed}")
+    blocks = re.findall(r"```console\n\$ (.+?)\n(.*?)\n```", text, flags=re.S)
+    assert blocks, "the landing page should show its samples as ```console blocks: '$ command' then the output"
+    assert any(" chat " in command for command, _ in blocks), "the landing page should show the fine-tuned model in a chat"
+    for command, shown in blocks:
+        args = shlex.split(command)
+        assert args[:3] == ["python", "-m", "buildgpt"], command
+        typed = ""
+        if args[3] == "chat":
+            lines = shown.splitlines()
+            typed = "".join(line[2:] + "\n" for line in lines if line.startswith("> "))
+            assert lines[0] in (ROOT / "buildgpt" / "commands" / "chat.py").read_text(encoding="utf-8"), (
+                "a chat sample starts with the greeting chat prints in a terminal")
+            shown = "\n".join(line for line in lines[1:] if not line.startswith("> "))
+            assert typed and "--temperature" not in args, "a chat sample should type instructions and answer greedily"
+        else:
+            assert "--seed" in args, command
+        run = subprocess.run([sys.executable, *args[1:]], cwd=ROOT, input=typed, capture_output=True, text=True,
+                             timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+        printed = "\n".join(line.rstrip() for line in run.stdout.rstrip("\n").splitlines())
+        assert printed == "\n".join(line.rstrip() for line in shown.splitlines()), (
+            f"book/intro.md shows a sample its command no longer prints; run it and paste the output:\n{command}\n"
+            f"---\n{printed}")
 
 
 def test_built_landing_page_has_the_colab_button(site):
