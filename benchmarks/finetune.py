@@ -126,7 +126,7 @@ def main() -> None:
         minutes = f"{row['minutes']:.1f}" if row["minutes"] is not None else ""
         load = f"{row['load_average']:.1f}" if row.get("load_average") is not None else ""
         steps = f"{row['steps']:,}" if row.get("steps") else ""
-        lines.append(f"{name:<28}{steps:>6}{row['accuracy']:>8.1%}{row['ended']:>7.0%}{per_family}{loss:>15}{minutes:>9}{load:>6}")
+        lines.append(f"{name:<28}{steps:>6}{row['accuracy']:>8.1%}{row['ended']:>7.1%}{per_family}{loss:>15}{minutes:>9}{load:>6}")
     lines.append(f"load average at the end: {load_average()}")
     print("\n".join(lines[1:]))
     results = {"n_test": len(test), "n_per_family": len(test) // len(TASK_FAMILIES), "families": list(TASK_FAMILIES),
