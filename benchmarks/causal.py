@@ -120,7 +120,8 @@ def main() -> None:
         args.out.write_text(json.dumps({"torch": torch.__version__, "device": str(device), "threads": threads,
                                         "repeats": args.repeats, "load_average_before": before,
                                         "load_average_after": after, "rows": rows}, indent=2) + "\n")
-        print(f"wrote {args.out.relative_to(ROOT) if args.out.resolve().is_relative_to(ROOT) else args.out.name}")
+        shown = args.out.resolve()
+        print(f"wrote {shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown.name}")
 
 
 if __name__ == "__main__":
