@@ -520,11 +520,21 @@ def test_time_limit_plans_the_schedule_to_reach_its_floor(corpus):
 def test_default_threads_follow_the_load(monkeypatch):
     from buildgpt import threads
 
+    monkeypatch.delenv("BUILDGPT_THREADS", raising=False)
     monkeypatch.setattr(threads, "_usable_cpus", lambda: 2)
     monkeypatch.setattr(threads.os, "getloadavg", lambda: (7.5, 6.0, 5.0))
     assert threads.default_threads() == 1
     monkeypatch.setattr(threads.os, "getloadavg", lambda: (0.2, 0.1, 0.1))
     assert 1 <= threads.default_threads() <= 2
+    # a number the grader (or a user) sets wins over the load rule; a bad one is one sentence
+    monkeypatch.setenv("BUILDGPT_THREADS", "1")
+    assert threads.default_threads() == 1
+    monkeypatch.setenv("BUILDGPT_THREADS", "3")
+    assert threads.default_threads() == 3
+    monkeypatch.setenv("BUILDGPT_THREADS", "two")
+    with pytest.raises(ValueError, match="BUILDGPT_THREADS must be a whole number"):
+        threads.default_threads()
+    monkeypatch.delenv("BUILDGPT_THREADS")
     with pytest.raises(ValueError, match="--threads"):
         threads.set_threads(0)
     for command in ("train", "generate", "finetune", "chat"):
