@@ -102,6 +102,10 @@ def grade(submissions: Path, out: Path, jobs: int | None = None, force: bool = F
           shard: tuple[int, int] | None = None) -> int:
     limits = limits or Limits()
     jobs = jobs or os.cpu_count() or 1
+    # Absolute from here on: nbgrader's converters run in other processes and change their folder,
+    # so `--out grading/` (relative, as the README writes it) would be looked for in the wrong place.
+    submissions, out = Path(submissions).resolve(), Path(out).resolve()
+    private = Path(private).resolve() if private is not None else None
     # nbgrader's gradebook runs `alembic` from PATH, in this process too: this Python's own, even
     # when its venv was not activated (`.venv/bin/python -m autograder grade ...`)
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])

@@ -37,7 +37,9 @@ def submission(solved: set[str]):
 def graded(tmp_path_factory):
     ids = [e for e, _ in exercises(CHAPTER)]
     half = set(ids[: len(ids) // 2])
-    subs = tmp_path_factory.mktemp("submissions")
+    base = tmp_path_factory.mktemp("class")
+    subs = base / "submissions"
+    subs.mkdir()
     # Names as a class has them: two in Chinese (they once shared one id and crashed the batch),
     # accents, a space. Each must keep its own grade, under its own name.
     cases = {"perfect": set(ids), "untouched": set(), "half": half, "张伟": set(ids), "王芳": half,
@@ -47,8 +49,9 @@ def graded(tmp_path_factory):
         nbformat.write(submission(solved), subs / student / f"{CHAPTER.slug}.ipynb")
     (subs / "broken").mkdir()
     (subs / "broken" / f"{CHAPTER.slug}.ipynb").write_text("{ this is not json")
-    out = tmp_path_factory.mktemp("grading")
-    result = autograder("grade", str(subs), "--out", str(out))
+    out = base / "grading"
+    # the README's command as an instructor types it: relative folders, from the folder that holds them
+    result = autograder("grade", "submissions", "--out", "grading/", cwd=base)
     rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
     return {"subs": subs, "out": out, "result": result, "rows": rows, "cases": cases}
 
