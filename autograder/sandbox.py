@@ -43,6 +43,9 @@ from pathlib import Path
 ENV_PREFIX = "BUILDGPT_SANDBOX_"
 WORKER_ATTEMPTS = 3  # runs of a notebook whose worker dies without writing its record
 BASE_UID = 61000  # as root, notebook slot k runs as uid BASE_UID + k (no such user needs to exist)
+# Set to Limits.threads for every kernel: the BLAS libraries read the first four when torch is
+# imported, the chapters' buildgpt.threads.set_threads() reads the last (it would follow the load).
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TORCH_NUM_THREADS", "BUILDGPT_THREADS")
 
 
 @dataclass
@@ -838,9 +841,7 @@ def worker(nb_path: Path, out_path: Path, limits: Limits, slot: int, tests: list
         "HOME": str(work), "TMPDIR": str(work), "IPYTHONDIR": str(work / ".ipython"),
         "JUPYTER_RUNTIME_DIR": str(work / "runtime"), "MPLCONFIGDIR": str(work / ".config" / "matplotlib"),
         "MPLBACKEND": "Agg", "NBGRADER_EXECUTION": "autograde", "PYTHONDONTWRITEBYTECODE": "1",
-        "OMP_NUM_THREADS": str(limits.threads), "MKL_NUM_THREADS": str(limits.threads),
-        "OPENBLAS_NUM_THREADS": str(limits.threads), "TORCH_NUM_THREADS": str(limits.threads),
-        "BUILDGPT_THREADS": str(limits.threads),  # the chapters' set_threads() follows it, not the load
+        **{var: str(limits.threads) for var in THREAD_VARS},
         ENV_PREFIX + "WORKDIR": str(work), ENV_PREFIX + "MEMORY_MB": str(limits.memory_mb),
         ENV_PREFIX + "PROCS": str(limits.max_procs), ENV_PREFIX + "FILE_MB": str(limits.file_mb),
         ENV_PREFIX + "UID": str(uid if uid is not None else -1),
@@ -1050,8 +1051,8 @@ def _read_into(fd: int, buf: bytearray) -> bool:
 def pool(slot: int, limits: Limits) -> None:
     import ctypes
 
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "TORCH_NUM_THREADS", "BUILDGPT_THREADS"):
-        os.environ[var] = str(limits.threads)  # read by the BLAS libraries when torch is imported, and by set_threads()
+    for var in THREAD_VARS:
+        os.environ[var] = str(limits.threads)
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: what a dead worker leaves is ours to end
     import IPython  # noqa: F401
     import ipykernel.kernelapp  # noqa: F401
